@@ -1,0 +1,1 @@
+"""harbor-ha: highly available Harbor on AWS as cdktf constructs."""

@@ -1,0 +1,110 @@
+"""Every cdktf and AWS-provider import of harbor-ha, in one place.
+
+``import cdktf_cdktf_provider_aws.<anything>`` normally runs the package root ``__init__``, which imports all
+~2,135 resource modules (about 10 s and 1 GB before a single construct exists). The root holds nothing
+but those imports: each resource module loads the jsii assembly itself (``from .._jsii import *``). So we
+register the bare package (its spec, never executed) in ``sys.modules`` first; importing a submodule then
+loads that submodule alone. The synthesized JSON is byte-identical to the eager import's
+(tests/test_fast_provider_import.py), and a move to another binding package is an edit of this file.
+
+Set ``HARBOR_HA_EAGER_PROVIDER=1`` to import the package the ordinary way (the benchmark's baseline).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+
+PROVIDER_PACKAGE = "cdktf_cdktf_provider_aws"
+PROVIDER_VERSION = "5.100.0"
+
+
+# jsii prints a banner on every start that Node 20 is past its end of life; the pinned toolchain runs on it.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+
+def _register_bare_provider_package() -> None:
+    if PROVIDER_PACKAGE in sys.modules:
+        return
+    if os.environ.get("HARBOR_HA_EAGER_PROVIDER") == "1":
+        importlib.import_module(PROVIDER_PACKAGE)
+        return
+    spec = importlib.util.find_spec(PROVIDER_PACKAGE)
+    if spec is None:
+        raise ImportError(f"{PROVIDER_PACKAGE} is not installed: run 'pipenv install' in the harbor-ha project")
+    sys.modules[PROVIDER_PACKAGE] = importlib.util.module_from_spec(spec)
+
+
+_register_bare_provider_package()
+
+# isort: off  (the bare package must be registered before these imports)
+from cdktf import (  # noqa: E402
+    App, Fn, LocalBackend, TerraformOutput, TerraformResourceLifecycle, TerraformStack, Testing, Token,
+)
+from constructs import Construct  # noqa: E402
+from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags, AwsProviderEndpoints  # noqa: E402
+from cdktf_cdktf_provider_aws.data_aws_availability_zones import DataAwsAvailabilityZones  # noqa: E402
+from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity  # noqa: E402
+from cdktf_cdktf_provider_aws.data_aws_iam_policy_document import (  # noqa: E402
+    DataAwsIamPolicyDocument, DataAwsIamPolicyDocumentStatement,
+    DataAwsIamPolicyDocumentStatementCondition, DataAwsIamPolicyDocumentStatementPrincipals,
+)
+from cdktf_cdktf_provider_aws.data_aws_partition import DataAwsPartition  # noqa: E402
+from cdktf_cdktf_provider_aws.data_aws_region import DataAwsRegion  # noqa: E402
+from cdktf_cdktf_provider_aws.data_aws_secretsmanager_random_password import (  # noqa: E402
+    DataAwsSecretsmanagerRandomPassword,
+)
+from cdktf_cdktf_provider_aws.data_aws_ssm_parameter import DataAwsSsmParameter  # noqa: E402
+from cdktf_cdktf_provider_aws.db_instance import DbInstance  # noqa: E402
+from cdktf_cdktf_provider_aws.db_parameter_group import DbParameterGroup, DbParameterGroupParameter  # noqa: E402
+from cdktf_cdktf_provider_aws.db_subnet_group import DbSubnetGroup  # noqa: E402
+from cdktf_cdktf_provider_aws.ebs_volume import EbsVolume  # noqa: E402
+from cdktf_cdktf_provider_aws.eip import Eip  # noqa: E402
+from cdktf_cdktf_provider_aws.eip_association import EipAssociation  # noqa: E402
+from cdktf_cdktf_provider_aws.elasticache_replication_group import ElasticacheReplicationGroup  # noqa: E402
+from cdktf_cdktf_provider_aws.elasticache_subnet_group import ElasticacheSubnetGroup  # noqa: E402
+from cdktf_cdktf_provider_aws.iam_instance_profile import IamInstanceProfile  # noqa: E402
+from cdktf_cdktf_provider_aws.iam_role import IamRole  # noqa: E402
+from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy  # noqa: E402
+from cdktf_cdktf_provider_aws.instance import (  # noqa: E402
+    Instance, InstanceMetadataOptions, InstanceNetworkInterface, InstanceRootBlockDevice,
+)
+from cdktf_cdktf_provider_aws.internet_gateway import InternetGateway  # noqa: E402
+from cdktf_cdktf_provider_aws.kms_alias import KmsAlias  # noqa: E402
+from cdktf_cdktf_provider_aws.kms_key import KmsKey  # noqa: E402
+from cdktf_cdktf_provider_aws.nat_gateway import NatGateway  # noqa: E402
+from cdktf_cdktf_provider_aws.network_interface import NetworkInterface  # noqa: E402
+from cdktf_cdktf_provider_aws.route import Route  # noqa: E402
+from cdktf_cdktf_provider_aws.route_table import RouteTable  # noqa: E402
+from cdktf_cdktf_provider_aws.route_table_association import RouteTableAssociation  # noqa: E402
+from cdktf_cdktf_provider_aws.route53_health_check import Route53HealthCheck  # noqa: E402
+from cdktf_cdktf_provider_aws.route53_record import Route53Record  # noqa: E402
+from cdktf_cdktf_provider_aws.route53_zone import Route53Zone  # noqa: E402
+from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket  # noqa: E402
+from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (  # noqa: E402
+    S3BucketLifecycleConfiguration, S3BucketLifecycleConfigurationRule,
+    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload, S3BucketLifecycleConfigurationRuleFilter,
+    S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration,
+)
+from cdktf_cdktf_provider_aws.s3_bucket_ownership_controls import (  # noqa: E402
+    S3BucketOwnershipControls, S3BucketOwnershipControlsRule,
+)
+from cdktf_cdktf_provider_aws.s3_bucket_policy import S3BucketPolicy  # noqa: E402
+from cdktf_cdktf_provider_aws.s3_bucket_public_access_block import S3BucketPublicAccessBlock  # noqa: E402
+from cdktf_cdktf_provider_aws.s3_bucket_server_side_encryption_configuration import (  # noqa: E402
+    S3BucketServerSideEncryptionConfigurationA,
+    S3BucketServerSideEncryptionConfigurationRuleA,
+    S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA,
+)
+from cdktf_cdktf_provider_aws.s3_bucket_versioning import S3BucketVersioningA, S3BucketVersioningVersioningConfiguration  # noqa: E402,E501
+from cdktf_cdktf_provider_aws.secretsmanager_secret import SecretsmanagerSecret  # noqa: E402
+from cdktf_cdktf_provider_aws.secretsmanager_secret_version import SecretsmanagerSecretVersion  # noqa: E402
+from cdktf_cdktf_provider_aws.security_group import SecurityGroup  # noqa: E402
+from cdktf_cdktf_provider_aws.subnet import Subnet  # noqa: E402
+from cdktf_cdktf_provider_aws.volume_attachment import VolumeAttachment  # noqa: E402
+from cdktf_cdktf_provider_aws.vpc import Vpc  # noqa: E402
+from cdktf_cdktf_provider_aws.vpc_endpoint import VpcEndpoint  # noqa: E402
+from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule  # noqa: E402
+from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule  # noqa: E402

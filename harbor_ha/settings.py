@@ -1,0 +1,426 @@
+"""One typed settings object for a harbor-ha deployment, and where it is read from.
+
+Sources, later ones win:
+  1. the defaults below;
+  2. ``cdktf.json`` -> ``context.harborHa`` (a JSON object keyed by setting name);
+  3. a config file: ``$HARBOR_HA_CONFIG`` or ``harbor-ha.json`` beside cdktf.json;
+  4. environment variables ``HARBOR_HA_<SETTING NAME IN UPPER CASE>``.
+
+Every value is checked before any construct is built; all problems are reported at once, each naming the
+setting, the bad value, where it came from and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import ipaddress
+import json
+import os
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+ENV_PREFIX = "HARBOR_HA_"
+CONTEXT_KEY = "harborHa"
+CONFIG_FILE_NAME = "harbor-ha.json"
+
+TARGETS = ("local", "aws")
+DB_ENGINES = ("postgres", "mariadb")
+NODE_STORAGE = ("s3", "ebs")
+# Harbor dropped MySQL/MariaDB in v1.6.0 (goharbor/harbor#4855).
+POSTGRES_SINCE = (1, 6, 0)
+# external_redis.tlsOptions exists since Harbor 2.13; the shared Redis always uses TLS.
+REDIS_TLS_SINCE = (2, 13, 0)
+
+_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,18}[a-z0-9]$")
+_REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
+_VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
+_INSTANCE_TYPE_RE = re.compile(r"^[a-z][a-z0-9-]*(\.[a-z0-9-]+){1,2}$")
+_HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+_SECRET_ARN_RE = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$")
+_VPC_ID_RE = re.compile(r"^vpc-[0-9a-f]{8,17}$")
+_SUBNET_ID_RE = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+
+
+@dataclass(frozen=True)
+class HarborHaSettings:
+    """Everything a harbor-ha deployment can be told. Each field states its default."""
+
+    name: str = "harbor"
+    """Deployment name, prefix of every resource name. Default ``harbor``. 2-20 of a-z 0-9 -."""
+    target: str = "local"
+    """Where to deploy: ``local`` (the embedded emulator) or ``aws``. Default ``local``."""
+    region: str = "us-east-1"
+    """AWS region. Default ``us-east-1``."""
+    availability_zones: tuple[str, ...] = ()
+    """AZs to spread over, at least 2 in ``region``. Default: the region's ``a`` and ``b`` zones."""
+    harbor_version: str = "2.15.2"
+    """Harbor release installed on every node. Default ``2.15.2``."""
+    harbor_count: int = 2
+    """Harbor servers in active-active (2-20). Default 2. active-standby has exactly 2."""
+    harbor_instance_type: str = "m6i.large"
+    """EC2 type of a Harbor server. Default ``m6i.large``."""
+    lb_instance_type: str = "t3.small"
+    """EC2 type of a load-balancer VM (active-active only). Default ``t3.small``."""
+    harbor_volume_gib: int = 100
+    """Root volume of a Harbor server in GiB (20-16384). Default 100."""
+    db_engine: str = "postgres"
+    """``postgres`` (Harbor >= 1.6) or ``mariadb`` (only Harbor < 1.6). Default ``postgres``."""
+    db_engine_version: str = ""
+    """Engine version. Default: ``16`` for postgres, ``10.11`` for mariadb."""
+    db_instance_class: str = "db.m6g.large"
+    """RDS instance class. Default ``db.m6g.large``."""
+    db_allocated_storage_gib: int = 50
+    """RDS storage in GiB (20-65536). Default 50."""
+    db_backup_retention_days: int = 7
+    """RDS automated backup retention (1-35 days). Default 7."""
+    deletion_protection: bool | None = None
+    """Protect the database and cache from deletion. Default: true on ``aws``, false on ``local``."""
+    cache_node_type: str = "cache.t4g.medium"
+    """ElastiCache node type. Default ``cache.t4g.medium``."""
+    cache_node_count: int = 2
+    """Redis nodes (primary + replicas), 2-6. Default 2."""
+    redis_engine_version: str = "7.1"
+    """ElastiCache Redis engine version. Default ``7.1``."""
+    hostname: str = ""
+    """DNS name clients use for Harbor. Default: none, Harbor is reached at the VIP address."""
+    tls_certificate: str = "self-signed"
+    """``self-signed`` (made on the nodes) or the ARN of a Secrets Manager secret holding
+    ``{"certificate": PEM, "private_key": PEM}``. Default ``self-signed``."""
+    ssh_cidrs: tuple[str, ...] = ()
+    """Networks allowed to SSH to the VMs. Default: none, SSH closed (use SSM Session Manager)."""
+    admin_cidrs: tuple[str, ...] = ("0.0.0.0/0",)
+    """Networks allowed to reach Harbor over HTTPS. Default: everywhere (it is a registry)."""
+    vpc_cidr: str = "10.40.0.0/16"
+    """CIDR of a new VPC (/16 to /22). Default ``10.40.0.0/16``. Ignored with ``vpc_id``."""
+    vpc_id: str = ""
+    """Deploy into this existing VPC instead of a new one. Default: a new VPC."""
+    public_subnet_ids: tuple[str, ...] = ()
+    """With ``vpc_id``: >= 2 public subnets in distinct AZs. Default none."""
+    private_subnet_ids: tuple[str, ...] = ()
+    """With ``vpc_id``: >= 2 private subnets in distinct AZs. Default none."""
+    replica_count: int = 1
+    """Read-only replicas in master-slaves (1-10). Default 1."""
+    secondary_region: str = "us-west-2"
+    """Region of the second Harbor in master-master. Default ``us-west-2``."""
+    node_storage: str = "s3"
+    """Image storage of a standalone Harbor (replication topologies): ``s3`` or ``ebs``. Default ``s3``."""
+    provider_mirror: str = ""
+    """Directory of a Terraform provider filesystem mirror (air-gapped installs). Default: found
+    automatically in the usual places, else the public registry."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags put on every resource, besides ``harbor-ha:deployment``. Default none."""
+
+    explicit: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    """Which settings some source set (as opposed to defaults); filled by ``load_settings``."""
+
+    # ---- derived values -------------------------------------------------------------------------
+    @property
+    def zones(self) -> tuple[str, ...]:
+        return self.availability_zones or (f"{self.region}a", f"{self.region}b")
+
+    @property
+    def harbor_version_tuple(self) -> tuple[int, int, int]:
+        return _version(self.harbor_version) or (0, 0, 0)
+
+    @property
+    def effective_db_engine_version(self) -> str:
+        return self.db_engine_version or {"postgres": "16", "mariadb": "10.11"}[self.db_engine]
+
+    @property
+    def effective_deletion_protection(self) -> bool:
+        return self.target == "aws" if self.deletion_protection is None else self.deletion_protection
+
+    def replace(self, **changes: Any) -> "HarborHaSettings":
+        """A copy with ``changes`` applied and recorded as explicit; validated."""
+        merged = dataclasses.replace(self, explicit=self.explicit | frozenset(changes), **changes)
+        merged.validate()
+        return merged
+
+    # ---- validation -----------------------------------------------------------------------------
+    def problems(self) -> list[str]:
+        """Every invalid value, one sentence each naming the setting, the value and what is allowed."""
+        p = _Problems()
+        p.check(_NAME_RE.match(self.name or ""), "name", self.name,
+                "2-20 characters of lower-case letters, digits and '-', starting with a letter")
+        p.check(self.target in TARGETS, "target", self.target, _one_of(TARGETS))
+        for key in ("region", "secondary_region"):
+            value = getattr(self, key)
+            p.check(_REGION_RE.match(value or ""), key, value, "an AWS region name such as us-east-1")
+        if self.availability_zones:
+            p.check(len(set(self.availability_zones)) >= 2, "availability_zones", self.availability_zones,
+                    "at least 2 distinct zones")
+            for zone in self.availability_zones:
+                p.check(zone.startswith(self.region) and len(zone) == len(self.region) + 1,
+                        "availability_zones", zone, f"zones of region {self.region}, such as {self.region}a")
+        version = _version(self.harbor_version)
+        p.check(version is not None and version >= (1, 0, 0), "harbor_version", self.harbor_version,
+                "a Harbor release number X.Y.Z such as 2.15.2")
+        p.check(self.db_engine in DB_ENGINES, "db_engine", self.db_engine, _one_of(DB_ENGINES))
+        if version is not None and self.db_engine in DB_ENGINES:
+            if self.db_engine == "mariadb" and version >= POSTGRES_SINCE:
+                p.add("db_engine", self.db_engine, f"'postgres': Harbor {self.harbor_version} supports only "
+                      "PostgreSQL (since 1.6.0); mariadb is for a legacy harbor_version below 1.6.0")
+            if self.db_engine == "postgres" and version < POSTGRES_SINCE:
+                p.add("db_engine", self.db_engine, f"'mariadb': Harbor {self.harbor_version} predates "
+                      "PostgreSQL support (1.6.0)")
+        if self.db_engine_version:
+            p.check(re.match(r"^\d+(\.\d+){0,2}$", self.db_engine_version), "db_engine_version",
+                    self.db_engine_version, "an engine version such as 16 or 16.4")
+        p.check(re.match(r"^\d+\.\d+$", self.redis_engine_version or ""), "redis_engine_version",
+                self.redis_engine_version, "a Redis version such as 7.1")
+        for key in ("harbor_instance_type", "lb_instance_type"):
+            value = getattr(self, key)
+            p.check(_INSTANCE_TYPE_RE.match(value or "") and not value.startswith(("db.", "cache.")), key,
+                    value, "an EC2 instance type such as m6i.large")
+        p.check(_INSTANCE_TYPE_RE.match(self.db_instance_class or "") and self.db_instance_class.startswith("db."),
+                "db_instance_class", self.db_instance_class, "an RDS instance class such as db.m6g.large")
+        p.check(_INSTANCE_TYPE_RE.match(self.cache_node_type or "") and self.cache_node_type.startswith("cache."),
+                "cache_node_type", self.cache_node_type, "an ElastiCache node type such as cache.t4g.medium")
+        p.whole("harbor_count", self.harbor_count, 2, 20)
+        p.whole("harbor_volume_gib", self.harbor_volume_gib, 20, 16384)
+        p.whole("db_allocated_storage_gib", self.db_allocated_storage_gib, 20, 65536)
+        p.whole("db_backup_retention_days", self.db_backup_retention_days, 1, 35)
+        p.whole("cache_node_count", self.cache_node_count, 2, 6)
+        p.whole("replica_count", self.replica_count, 1, 10)
+        p.check(self.deletion_protection is None or isinstance(self.deletion_protection, bool),
+                "deletion_protection", self.deletion_protection, "true or false")
+        if self.hostname:
+            p.check(_HOSTNAME_RE.match(self.hostname), "hostname", self.hostname,
+                    "a DNS name such as registry.example.com (lower case, no scheme or port)")
+        p.check(self.tls_certificate == "self-signed" or _SECRET_ARN_RE.match(self.tls_certificate or ""),
+                "tls_certificate", self.tls_certificate,
+                "'self-signed' or the ARN of a Secrets Manager secret (arn:aws:secretsmanager:...)")
+        for cidr in self.ssh_cidrs:
+            network = _network(cidr)
+            p.check(network is not None, "ssh_cidrs", cidr, "IPv4 networks such as 192.0.2.0/24")
+            if network is not None and network.prefixlen == 0:
+                p.add("ssh_cidrs", cidr, "a network narrower than the whole internet (SSH is never opened to all)")
+        for cidr in self.admin_cidrs:
+            p.check(_network(cidr) is not None, "admin_cidrs", cidr, "IPv4 networks such as 0.0.0.0/0")
+        p.check(len(self.admin_cidrs) >= 1, "admin_cidrs", self.admin_cidrs, "at least one network")
+        vpc = _network(self.vpc_cidr)
+        p.check(vpc is not None and 16 <= vpc.prefixlen <= 22 and vpc.is_private, "vpc_cidr", self.vpc_cidr,
+                "a private IPv4 network from /16 to /22, such as 10.40.0.0/16")
+        if self.vpc_id:
+            p.check(_VPC_ID_RE.match(self.vpc_id), "vpc_id", self.vpc_id, "an id such as vpc-0123456789abcdef0")
+            for key in ("public_subnet_ids", "private_subnet_ids"):
+                ids = getattr(self, key)
+                p.check(len(ids) >= 2 and all(_SUBNET_ID_RE.match(i) for i in ids), key, ids,
+                        "with vpc_id: at least 2 subnet ids such as subnet-0123456789abcdef0")
+        elif self.public_subnet_ids or self.private_subnet_ids:
+            p.add("vpc_id", self.vpc_id, "the id of the VPC that holds the given subnets (subnet ids need vpc_id)")
+        p.check(self.node_storage in NODE_STORAGE, "node_storage", self.node_storage, _one_of(NODE_STORAGE))
+        if self.provider_mirror:
+            mirror = Path(self.provider_mirror)
+            p.check((mirror / "registry.terraform.io").is_dir(), "provider_mirror", self.provider_mirror,
+                    "a directory holding registry.terraform.io/hashicorp/aws/<version>/<os_arch>")
+        if not isinstance(self.tags, Mapping):
+            p.add("tags", self.tags, "an object of string keys and values")
+        else:
+            for key, value in self.tags.items():
+                p.check(isinstance(key, str) and isinstance(value, str) and 0 < len(key) <= 128
+                        and len(value) <= 256 and not key.lower().startswith("aws:"), "tags", {key: value},
+                        "string keys (1-128 chars, not starting with 'aws:') and string values (<= 256)")
+        return p.messages
+
+    def validate(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise SettingsError(problems)
+
+    def check_for(self, stack: str) -> None:
+        """Reject settings that the named stack cannot honour, then the general checks."""
+        problems = self.problems()
+        p = _Problems()
+        if stack in ("active-active", "active-standby"):
+            version = _version(self.harbor_version)
+            if version is not None and version < REDIS_TLS_SINCE:
+                p.add("harbor_version", self.harbor_version, f"2.13.0 or later for {stack}: the shared Redis "
+                      "is reached over TLS, which Harbor supports since 2.13")
+        if stack == "active-standby":
+            if "harbor_count" in self.explicit and self.harbor_count != 2:
+                p.add("harbor_count", self.harbor_count, "2 (active-standby is always two nodes); leave it unset")
+            if "lb_instance_type" in self.explicit:
+                p.add("lb_instance_type", self.lb_instance_type,
+                      "nothing: active-standby has no load-balancer VMs; leave it unset")
+        if stack in ("master-slaves", "master-master"):
+            for key in ("harbor_count", "lb_instance_type", "cache_node_type", "cache_node_count",
+                        "db_instance_class", "db_engine"):
+                if key in self.explicit:
+                    p.add(key, getattr(self, key), f"nothing: {stack} runs Harbor's own database and Redis "
+                          "on each node; leave it unset")
+        if stack == "master-master" and self.secondary_region == self.region:
+            p.add("secondary_region", self.secondary_region, f"a region other than region ({self.region})")
+        if problems or p.messages:
+            raise SettingsError(problems + p.messages)
+
+
+class SettingsError(ValueError):
+    """Invalid settings: ``str()`` lists every problem, one per line, for the user."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("harbor-ha settings are invalid:\n" + "\n".join(f"  - {m}" for m in problems)
+                         + "\nFix them in cdktf.json (context.harborHa), harbor-ha.json or HARBOR_HA_* "
+                         "environment variables; the README lists every setting.")
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def add(self, key: str, value: Any, allowed: str) -> None:
+        self.messages.append(f"{key} = {_show(value)}: allowed is {allowed}")
+
+    def check(self, ok: Any, key: str, value: Any, allowed: str) -> None:
+        if not ok:
+            self.add(key, value, allowed)
+
+    def whole(self, key: str, value: Any, low: int, high: int) -> None:
+        ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+        self.check(ok, key, value, f"a whole number from {low} to {high}")
+
+
+# ---- reading the sources --------------------------------------------------------------------------
+SETTING_NAMES = tuple(f.name for f in fields(HarborHaSettings) if f.name != "explicit")
+_FIELD_TYPES = {f.name: f.type for f in fields(HarborHaSettings)}
+
+
+def load_settings(project_dir: str | os.PathLike | None = None,
+                  environ: Mapping[str, str] | None = None) -> HarborHaSettings:
+    """Read and validate the settings of the project in ``project_dir`` (default: current dir)."""
+    root = Path(project_dir or os.getcwd())
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    problems: list[str] = []
+
+    cdktf_json = root / "cdktf.json"
+    if cdktf_json.is_file():
+        context = _read_json(cdktf_json, problems).get("context", {})
+        _merge(values, origin, context.get(CONTEXT_KEY, {}), "cdktf.json context.harborHa", problems)
+
+    config_path = environ.get(f"{ENV_PREFIX}CONFIG")
+    config_file = Path(config_path) if config_path else root / CONFIG_FILE_NAME
+    if config_path and not config_file.is_file():
+        problems.append(f"{ENV_PREFIX}CONFIG = {config_path!r}: allowed is the path of an existing JSON file")
+    elif config_file.is_file():
+        _merge(values, origin, _read_json(config_file, problems), str(config_file), problems)
+
+    from_env = {}
+    for env_key, raw in environ.items():
+        if env_key.startswith(ENV_PREFIX) and env_key != f"{ENV_PREFIX}CONFIG":
+            from_env[env_key[len(ENV_PREFIX):].lower()] = raw
+    _merge(values, origin, from_env, "environment", problems, from_text=True)
+
+    if problems:
+        raise SettingsError(problems)
+    settings = HarborHaSettings(**values, explicit=frozenset(values))
+    try:
+        settings.validate()
+    except SettingsError as error:
+        raise SettingsError([_with_origin(m, origin) for m in error.problems]) from None
+    return settings
+
+
+def _merge(values: dict, origin: dict, source: Any, where: str, problems: list[str],
+           from_text: bool = False) -> None:
+    if not isinstance(source, Mapping):
+        problems.append(f"{where}: allowed is a JSON object of settings, got {_show(source)}")
+        return
+    for key, raw in source.items():
+        if key not in SETTING_NAMES:
+            hint = difflib.get_close_matches(key, SETTING_NAMES, n=1)
+            shown = f"HARBOR_HA_{key.upper()}" if from_text else key
+            problems.append(f"{shown} (in {where}) is not a setting" + (f"; did you mean {hint[0]}?" if hint else
+                            f"; settings are: {', '.join(SETTING_NAMES)}"))
+            continue
+        try:
+            values[key] = _coerce(key, raw, from_text)
+            origin[key] = where
+        except ValueError as error:
+            problems.append(f"{key} = {_show(raw)} (in {where}): allowed is {error}")
+
+
+def _coerce(key: str, raw: Any, from_text: bool) -> Any:
+    kind = _FIELD_TYPES[key]
+    if "tuple" in kind:
+        if from_text and isinstance(raw, str):
+            raw = [part.strip() for part in raw.split(",") if part.strip()]
+        if not isinstance(raw, (list, tuple)) or not all(isinstance(v, str) for v in raw):
+            raise ValueError("a list of strings (in the environment: comma-separated)")
+        return tuple(raw)
+    if kind == "int":
+        if from_text and isinstance(raw, str) and re.match(r"^-?\d+$", raw.strip()):
+            return int(raw)
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            raise ValueError("a whole number")
+        return raw
+    if "bool" in kind:
+        if from_text and isinstance(raw, str):
+            lowered = raw.strip().lower()
+            if lowered in ("true", "1", "yes"):
+                return True
+            if lowered in ("false", "0", "no"):
+                return False
+            if lowered in ("", "default"):
+                return None
+        if raw is not None and not isinstance(raw, bool):
+            raise ValueError("true or false")
+        return raw
+    if "Mapping" in kind:
+        if from_text and isinstance(raw, str):
+            try:
+                raw = json.loads(raw) if raw.strip().startswith("{") else dict(
+                    pair.split("=", 1) for pair in raw.split(",") if pair.strip())
+            except ValueError:
+                raise ValueError("key=value pairs separated by commas, or a JSON object") from None
+        if not isinstance(raw, Mapping):
+            raise ValueError("an object of string keys and values")
+        return dict(raw)
+    if not isinstance(raw, str):
+        raise ValueError("a string")
+    return raw.strip() if from_text else raw
+
+
+def _read_json(path: Path, problems: list[str]) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        problems.append(f"{path}: allowed is a readable JSON file ({error})")
+        return {}
+    if not isinstance(data, dict):
+        problems.append(f"{path}: allowed is a JSON object at the top level")
+        return {}
+    return data
+
+
+def _with_origin(message: str, origin: Mapping[str, str]) -> str:
+    key = message.split(" ", 1)[0]
+    return f"{message} (set in {origin[key]})" if key in origin else message
+
+
+def _version(text: str) -> tuple[int, int, int] | None:
+    match = _VERSION_RE.match(text or "")
+    return tuple(int(g) for g in match.groups()) if match else None  # type: ignore[return-value]
+
+
+def _network(cidr: str) -> ipaddress.IPv4Network | None:
+    try:
+        network = ipaddress.ip_network(cidr, strict=True)
+    except (TypeError, ValueError):
+        return None
+    return network if isinstance(network, ipaddress.IPv4Network) else None
+
+
+def _one_of(options: tuple[str, ...]) -> str:
+    return "one of " + ", ".join(repr(o) for o in options)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        value = list(value)
+    return json.dumps(value) if not isinstance(value, str) else repr(value)

@@ -1,0 +1,90 @@
+"""Shared test fixtures: one cdktf App (one jsii process) for the whole session, synth helpers, and
+tool lookups that fail under CI=true instead of skipping."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harbor_ha.aws import Testing as CdktfTesting  # not named Test*: pytest would collect it
+from harbor_ha.settings import HarborHaSettings
+
+PROJECT = Path(__file__).resolve().parent.parent
+REFERENCE = PROJECT.parent / "shared" / "reference" / "harbor"
+# Fixed so snapshots do not depend on which free port an emulator got.
+TEST_LOCAL_ENDPOINT = "http://127.0.0.1:4566"
+IN_CI = os.environ.get("CI") == "true"
+
+
+def require_tool(name: str) -> str:
+    """Path of an executable; a missing one fails the test under CI=true and skips it elsewhere."""
+    path = shutil.which(name) or _project_tool(name)
+    if path:
+        return path
+    message = f"{name} is not installed (.ci/run installs it)"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _project_tool(name: str) -> str | None:
+    candidate = PROJECT / ".tools" / "bin" / name
+    return str(candidate) if candidate.exists() else None
+
+
+def reference_file(name: str) -> Path:
+    """A file of ../shared/reference/harbor; its absence fails under CI=true."""
+    path = REFERENCE / name
+    if not path.is_file():
+        if IN_CI:
+            pytest.fail(f"{path} is missing")
+        pytest.skip(f"{path} is missing")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _local_endpoint(monkeypatch):
+    monkeypatch.setenv("HARBOR_HA_LOCAL_ENDPOINT", TEST_LOCAL_ENDPOINT)
+
+
+@pytest.fixture(scope="session")
+def app():
+    return CdktfTesting.app()
+
+
+@pytest.fixture
+def settings() -> HarborHaSettings:
+    return HarborHaSettings()
+
+
+@pytest.fixture(scope="session")
+def synth():
+    """``synth(stack) -> dict``: the parsed Terraform JSON of one stack."""
+    def _synth(stack) -> dict:
+        return json.loads(CdktfTesting.synth(stack))
+    return _synth
+
+
+_ids: set[str] = set()
+
+
+@pytest.fixture
+def stack_id(request) -> str:
+    """A stack id unique in the session App, stable across runs (it names the test)."""
+    base = re.sub(r"[^A-Za-z0-9]+", "-", request.node.name).strip("-")[:60]
+    candidate, n = base, 1
+    while candidate in _ids:
+        n += 1
+        candidate = f"{base}-{n}"
+    _ids.add(candidate)
+    return candidate
+
+
+def resources(doc: dict, kind: str) -> dict:
+    """All resources of one Terraform type in a synthesized stack, by name."""
+    return doc.get("resource", {}).get(kind, {})
