@@ -25,10 +25,14 @@ from typing import Any, Mapping
 ENV_PREFIX = "HARBOR_HA_"
 CONTEXT_KEY = "harborHa"
 CONFIG_FILE_NAME = "harbor-ha.json"
+# HARBOR_HA_* variables that are not settings: the config file, the emulator's endpoint, the state
+# directory, the benchmark's eager-import switch.
+RESERVED_ENV = frozenset({"CONFIG", "LOCAL_ENDPOINT", "STATE_DIR", "EAGER_PROVIDER"})
 
 TARGETS = ("local", "aws")
 DB_ENGINES = ("postgres", "mariadb")
 NODE_STORAGE = ("s3", "ebs")
+STACK_NAMES = ("active-active", "active-standby", "master-slaves", "master-master")
 # Harbor dropped MySQL/MariaDB in v1.6.0 (goharbor/harbor#4855).
 POSTGRES_SINCE = (1, 6, 0)
 # external_redis.tlsOptions exists since Harbor 2.13; the shared Redis always uses TLS.
@@ -112,6 +116,8 @@ class HarborHaSettings:
     automatically in the usual places, else the public registry."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags put on every resource, besides ``harbor-ha:deployment``. Default none."""
+    stacks: tuple[str, ...] = STACK_NAMES
+    """Which stacks ``main.py`` builds (``harbor-ha up STACK`` builds that one). Default: all four."""
 
     explicit: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
     """Which settings some source set (as opposed to defaults); filled by ``load_settings``."""
@@ -212,6 +218,9 @@ class HarborHaSettings:
                         "with vpc_id: at least 2 subnet ids such as subnet-0123456789abcdef0")
         elif self.public_subnet_ids or self.private_subnet_ids:
             p.add("vpc_id", self.vpc_id, "the id of the VPC that holds the given subnets (subnet ids need vpc_id)")
+        for stack in self.stacks:
+            p.check(stack in STACK_NAMES, "stacks", stack, _one_of(STACK_NAMES))
+        p.check(len(self.stacks) >= 1, "stacks", self.stacks, "at least one of " + ", ".join(STACK_NAMES))
         p.check(self.node_storage in NODE_STORAGE, "node_storage", self.node_storage, _one_of(NODE_STORAGE))
         if self.provider_mirror:
             mirror = Path(self.provider_mirror)
@@ -254,6 +263,11 @@ class HarborHaSettings:
                           "on each node; leave it unset")
         if stack == "master-master" and self.secondary_region == self.region:
             p.add("secondary_region", self.secondary_region, f"a region other than region ({self.region})")
+        if p.messages:
+            others = [name for name in self.stacks if name != stack]
+            if others:
+                p.messages.append(f"(these settings are for the other stacks: to build {stack} alone, set "
+                                  f"stacks to {stack!r}, e.g. HARBOR_HA_STACKS={stack})")
         if problems or p.messages:
             raise SettingsError(problems + p.messages)
 
@@ -312,7 +326,7 @@ def load_settings(project_dir: str | os.PathLike | None = None,
 
     from_env = {}
     for env_key, raw in environ.items():
-        if env_key.startswith(ENV_PREFIX) and env_key != f"{ENV_PREFIX}CONFIG":
+        if env_key.startswith(ENV_PREFIX) and env_key[len(ENV_PREFIX):] not in RESERVED_ENV:
             from_env[env_key[len(ENV_PREFIX):].lower()] = raw
     _merge(values, origin, from_env, "environment", problems, from_text=True)
 
