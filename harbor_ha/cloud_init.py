@@ -1,0 +1,74 @@
+"""cloud-config documents for harbor-ha's VMs, built from parts that several constructs share.
+
+Large files travel gzip+base64 encoded (cloud-init's ``encoding: gz+b64``) so user-data stays under EC2's
+16 KiB limit; they are compressed deterministically, so the same input gives the same user-data and no
+instance is replaced without a reason. Terraform references (tokens) may appear in any string.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+from dataclasses import dataclass, field
+
+import yaml
+
+USER_DATA_LIMIT = 16 * 1024
+# Files larger than this are compressed.
+COMPRESS_OVER = 1024
+
+
+@dataclass(frozen=True)
+class WriteFile:
+    """One file that cloud-init writes before running commands."""
+
+    path: str
+    content: str
+    permissions: str = "0644"
+    """Octal mode. Default ``0644``; scripts use ``0755``, anything secret-adjacent ``0600``."""
+    owner: str = "root:root"
+
+    def to_cloud_config(self) -> dict:
+        entry = {"path": self.path, "owner": self.owner, "permissions": self.permissions}
+        if len(self.content) > COMPRESS_OVER and "${" not in self.content:
+            packed = gzip.compress(self.content.encode(), compresslevel=9, mtime=0)
+            entry.update(encoding="gz+b64", content=base64.b64encode(packed).decode())
+        else:
+            entry["content"] = self.content
+        return entry
+
+
+@dataclass(frozen=True)
+class CloudConfig:
+    """A ``#cloud-config`` document: packages, files, then commands, in that order."""
+
+    packages: tuple[str, ...] = ()
+    files: tuple[WriteFile, ...] = ()
+    commands: tuple[str | tuple[str, ...], ...] = ()
+    """Each a shell line (str) or an argv (tuple), run once at first boot in order."""
+    extra: dict = field(default_factory=dict)
+    """Other top-level cloud-config keys (e.g. ``bootcmd``)."""
+
+    def merge(self, other: "CloudConfig") -> "CloudConfig":
+        return CloudConfig(
+            packages=tuple(dict.fromkeys(self.packages + other.packages)),
+            files=self.files + other.files,
+            commands=self.commands + other.commands,
+            extra={**self.extra, **other.extra},
+        )
+
+    def render(self) -> str:
+        document: dict = {}
+        if self.packages:
+            document["package_update"] = True
+            document["packages"] = list(self.packages)
+        if self.files:
+            document["write_files"] = [f.to_cloud_config() for f in self.files]
+        if self.commands:
+            document["runcmd"] = [list(c) if isinstance(c, tuple) else c for c in self.commands]
+        document.update(self.extra)
+        text = "#cloud-config\n" + yaml.safe_dump(document, sort_keys=False, width=1_000_000)
+        if len(text.encode()) > USER_DATA_LIMIT:
+            raise ValueError(f"user-data is {len(text.encode())} bytes; EC2 allows {USER_DATA_LIMIT}: move large "
+                             "files into compressed parts (no Terraform references inside them)")
+        return text
