@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import sys
 
-from harbor_ha.aws import App
-from harbor_ha.provider import LocalTargetNotRunning
 from harbor_ha.settings import HarborHaSettings, SettingsError, load_settings
-from harbor_ha.stacks import stack_class
 
 
-def build_app(settings: HarborHaSettings, outdir: str | None = None, local_endpoint: str | None = None) -> App:
+def build_app(settings: HarborHaSettings, outdir: str | None = None, local_endpoint: str | None = None):
+    """A cdktf ``App`` holding ``settings.stacks``."""
+    # Imported here so that a settings mistake is reported before the jsii runtime starts.
+    from harbor_ha.aws import App
+    from harbor_ha.stacks import stack_class
+
     app = App(outdir=outdir) if outdir else App()
     for name in settings.stacks:
         stack_class(name)(app, name, settings=settings, local_endpoint=local_endpoint)
@@ -20,6 +22,8 @@ def build_app(settings: HarborHaSettings, outdir: str | None = None, local_endpo
 def main() -> int:
     """Entry point of ``main.py`` (what ``cdktf synth/deploy`` runs): user mistakes end in a message,
     not a traceback."""
+    from harbor_ha.target import LocalTargetNotRunning
+
     try:
         settings = load_settings()
         build_app(settings).synth()

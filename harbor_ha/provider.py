@@ -7,44 +7,12 @@ no call of a local deployment can reach real AWS.
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-
 from harbor_ha.aws import AwsProvider, AwsProviderDefaultTags, AwsProviderEndpoints, Construct
 from harbor_ha.settings import HarborHaSettings
+from harbor_ha.target import LOCAL_ACCESS_KEY, LocalTargetNotRunning, local_endpoint, state_dir  # noqa: F401
 
 # Every service whose resources or data sources harbor-ha synthesizes; tests check the list is complete.
 LOCAL_SERVICES = ("ec2", "elasticache", "iam", "kms", "rds", "route53", "s3", "secretsmanager", "ssm", "sts")
-LOCAL_ENDPOINT_ENV = "HARBOR_HA_LOCAL_ENDPOINT"
-# Credentials the emulator accepts; they open nothing anywhere else.
-LOCAL_ACCESS_KEY = "harbor-ha-local"
-
-
-def state_dir(project_dir: str | os.PathLike | None = None) -> Path:
-    """Where harbor-ha keeps Terraform state and the emulator's pid file: ``$HARBOR_HA_STATE_DIR`` or
-    ``.harbor-ha`` in the project."""
-    configured = os.environ.get("HARBOR_HA_STATE_DIR")
-    return Path(configured) if configured else Path(project_dir or os.getcwd()) / ".harbor-ha"
-
-
-def local_endpoint(project_dir: str | os.PathLike | None = None) -> str:
-    """URL of the running local emulator: ``$HARBOR_HA_LOCAL_ENDPOINT``, else the one recorded when
-    it was started (``harbor-ha local start`` or any ``up``)."""
-    if os.environ.get(LOCAL_ENDPOINT_ENV):
-        return os.environ[LOCAL_ENDPOINT_ENV]
-    record = state_dir(project_dir) / "local" / "server.json"
-    try:
-        return json.loads(record.read_text())["endpoint"]
-    except (OSError, ValueError, KeyError):
-        raise LocalTargetNotRunning(
-            "target 'local' needs the local AWS emulator, and none is running: start it with "
-            "'pipenv run harbor-ha local start' (or deploy with 'pipenv run harbor-ha up STACK', which "
-            "starts it), or set target to 'aws'") from None
-
-
-class LocalTargetNotRunning(RuntimeError):
-    """The local target was chosen but no emulator is known."""
 
 
 def aws_provider(scope: Construct, settings: HarborHaSettings, *, region: str | None = None,

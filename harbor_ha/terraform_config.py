@@ -12,8 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from harbor_ha.aws import PROVIDER_VERSION
-from harbor_ha.provider import state_dir
+from harbor_ha.target import state_dir
 
 # Where air-gapped images and packagers put provider mirrors; the first holding the pinned provider wins.
 MIRROR_CANDIDATES = (
@@ -23,7 +22,9 @@ MIRROR_CANDIDATES = (
     "~/.terraform.d/plugins",
     "~/.local/share/terraform/plugins",
 )
-AWS_PROVIDER_PATH = Path("registry.terraform.io/hashicorp/aws") / PROVIDER_VERSION
+# The provider version harbor_ha.aws binds; kept here too so this module starts no jsii runtime.
+AWS_PROVIDER_VERSION = "5.100.0"
+AWS_PROVIDER_PATH = Path("registry.terraform.io/hashicorp/aws") / AWS_PROVIDER_VERSION
 
 
 def find_mirror(configured: str = "") -> Path | None:
