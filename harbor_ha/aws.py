@@ -108,3 +108,5 @@ from cdktf_cdktf_provider_aws.vpc import Vpc  # noqa: E402
 from cdktf_cdktf_provider_aws.vpc_endpoint import VpcEndpoint  # noqa: E402
 from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule  # noqa: E402
 from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule  # noqa: E402
+from cdktf_cdktf_provider_aws.data_aws_subnet import DataAwsSubnet  # noqa: E402
+from cdktf_cdktf_provider_aws.data_aws_vpc import DataAwsVpc  # noqa: E402
