@@ -110,3 +110,4 @@ from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityG
 from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule  # noqa: E402
 from cdktf_cdktf_provider_aws.data_aws_subnet import DataAwsSubnet  # noqa: E402
 from cdktf_cdktf_provider_aws.data_aws_vpc import DataAwsVpc  # noqa: E402
+from cdktf import Postcondition  # noqa: E402
