@@ -111,3 +111,4 @@ from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurity
 from cdktf_cdktf_provider_aws.data_aws_subnet import DataAwsSubnet  # noqa: E402
 from cdktf_cdktf_provider_aws.data_aws_vpc import DataAwsVpc  # noqa: E402
 from cdktf import Postcondition  # noqa: E402
+from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment  # noqa: E402
