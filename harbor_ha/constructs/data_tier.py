@@ -1,0 +1,75 @@
+"""What the data-tier constructs (network, storage, database, cache) share: props checks, a
+customer-managed KMS key per data store, a security group that admits nobody until ``allow_from(peer)``,
+and inline role grants."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from harbor_ha.aws import (
+    Construct, DataAwsIamPolicyDocument, DataAwsIamPolicyDocumentStatement, IamRole, IamRolePolicy, KmsAlias,
+    KmsKey, SecurityGroup, VpcSecurityGroupIngressRule,
+)
+from harbor_ha.constructs.connections import Connectable, allow_tcp
+
+
+def require(ok: object, prop: str, value: object, allowed: str) -> None:
+    """Reject a bad prop: a ValueError naming the prop, its value and what is allowed."""
+    if not ok:
+        shown = list(value) if isinstance(value, tuple) else value
+        raise ValueError(f"{prop} = {shown!r}: allowed is {allowed}")
+
+
+def require_whole(props: object, prop: str, low: int, high: int) -> None:
+    """Reject ``props.<prop>`` unless it is a whole number from ``low`` to ``high``."""
+    value = getattr(props, prop)
+    require(isinstance(value, int) and not isinstance(value, bool) and low <= value <= high, prop, value,
+            f"a whole number from {low} to {high}")
+
+
+def customer_key(scope: Construct, *, alias: str, description: str) -> KmsKey:
+    """A symmetric KMS key with yearly rotation and the default key policy (the account's IAM policies
+    decide who may use it), plus ``alias/<alias>`` so operators can find it."""
+    key = KmsKey(scope, "key", description=description, enable_key_rotation=True, deletion_window_in_days=30)
+    KmsAlias(scope, "key-alias", name=f"alias/{alias}", target_key_id=key.key_id)
+    return key
+
+
+def grant(scope: Construct, role: IamRole, purpose: str,
+          statements: Sequence[DataAwsIamPolicyDocumentStatement]) -> IamRolePolicy:
+    """An inline policy on ``role`` named for ``purpose``; one per (construct, role, purpose)."""
+    suffix = f"{purpose}-{role.friendly_unique_id}"
+    document = DataAwsIamPolicyDocument(scope, f"policy-{suffix}", statement=list(statements))
+    return IamRolePolicy(scope, f"grant-{suffix}", role=role.name, name=f"{scope.node.id}-{purpose}",
+                         policy=document.json)
+
+
+def statement(actions: Sequence[str], resources: Sequence[str]) -> DataAwsIamPolicyDocumentStatement:
+    return DataAwsIamPolicyDocumentStatement(effect="Allow", actions=list(actions), resources=list(resources))
+
+
+def secret_reader_statements(secret_arn: str, key_arn: str) -> list[DataAwsIamPolicyDocumentStatement]:
+    """Read one Secrets Manager secret encrypted with the customer key ``key_arn``."""
+    return [statement(["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], [secret_arn]),
+            statement(["kms:Decrypt"], [key_arn])]
+
+
+class ClosedPort:
+    """A security group for one TCP service port that admits nobody until ``allow_from(peer)``.
+
+    It has no egress rules either: a database or cache only answers connections, and security groups are
+    stateful. Ingress rules are separate resources, so the group itself declares none inline."""
+
+    def __init__(self, scope: Construct, *, name: str, vpc_id: str, port: int, service: str) -> None:
+        self._scope = scope
+        self._service = service
+        self._peers = 0
+        self.port = port
+        self.group = SecurityGroup(scope, "security-group", name=name, vpc_id=vpc_id,
+                                   description=f"{service}: admits only the groups allowed in", egress=[])
+
+    def allow_from(self, peer: Connectable) -> VpcSecurityGroupIngressRule:
+        self._peers += 1
+        return allow_tcp(self._scope, f"allow-from-{self._peers}", to_group_id=self.group.id,
+                         from_group_id=peer.security_group_id, port=self.port,
+                         description=f"{self._service} clients")

@@ -1,0 +1,108 @@
+"""The S3 bucket that holds Harbor's image layers and manifests (the registry's ``storage_service.s3``).
+
+Private and encrypted by default: its own KMS key (rotated yearly, S3 bucket keys to cut KMS calls),
+all four public-access blocks, object ownership enforced (ACLs off), TLS-only bucket policy, versioning
+so a deleted or overwritten blob can be recovered, and a lifecycle that cleans up after aborted uploads
+and old versions.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from harbor_ha.aws import (
+    Construct, DataAwsIamPolicyDocument, DataAwsIamPolicyDocumentStatement,
+    DataAwsIamPolicyDocumentStatementCondition, DataAwsIamPolicyDocumentStatementPrincipals, IamRole,
+    IamRolePolicy, S3Bucket, S3BucketLifecycleConfiguration, S3BucketLifecycleConfigurationRule,
+    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload, S3BucketLifecycleConfigurationRuleFilter,
+    S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration, S3BucketOwnershipControls,
+    S3BucketOwnershipControlsRule, S3BucketPolicy, S3BucketPublicAccessBlock,
+    S3BucketServerSideEncryptionConfigurationA, S3BucketServerSideEncryptionConfigurationRuleA,
+    S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA, S3BucketVersioningA,
+    S3BucketVersioningVersioningConfiguration,
+)
+from harbor_ha.constructs.data_tier import customer_key, grant, require, require_whole, statement
+
+# What the distribution S3 storage driver Harbor's registry uses calls (its documented IAM policy).
+BUCKET_ACTIONS = ("s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads")
+OBJECT_ACTIONS = ("s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:ListMultipartUploadParts",
+                  "s3:AbortMultipartUpload")
+KEY_ACTIONS = ("kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey*")
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,26}$")
+
+
+@dataclass(frozen=True)
+class RegistryStorageProps:
+    name: str
+    """Deployment name: the bucket is named ``<name>-registry-<random suffix>`` and the key alias
+    ``alias/<name>-registry``."""
+    noncurrent_version_expiration_days: int = 30
+    """Days an overwritten or deleted object version is kept before S3 expires it (1-3650). Default 30."""
+    abort_incomplete_upload_days: int = 7
+    """Days after which S3 aborts a multipart upload that never completed (1-365). Default 7."""
+    force_destroy: bool = False
+    """Let ``terraform destroy`` delete a bucket that still holds images. Default False."""
+
+    def __post_init__(self) -> None:
+        require(isinstance(self.name, str) and _NAME_RE.match(self.name), "name", self.name,
+                "1-27 lower-case letters, digits and '-' (S3 allows 37 for the prefix <name>-registry-)")
+        require_whole(self, "noncurrent_version_expiration_days", 1, 3650)
+        require_whole(self, "abort_incomplete_upload_days", 1, 365)
+
+    @classmethod
+    def from_settings(cls, settings) -> "RegistryStorageProps":
+        """The bucket of a ``HarborHaSettings`` deployment; destroyable where deletion protection is off."""
+        return cls(name=settings.name, force_destroy=not settings.effective_deletion_protection)
+
+
+class RegistryStorage(Construct):
+    """Attributes: ``bucket_name``, ``bucket_arn``, ``kms_key_arn``, ``region``."""
+
+    def __init__(self, scope: Construct, id_: str, *, props: RegistryStorageProps) -> None:
+        super().__init__(scope, id_)
+        self.key = customer_key(self, alias=f"{props.name}-registry",
+                                description=f"{props.name}: Harbor registry image storage")
+        bucket = S3Bucket(self, "bucket", bucket_prefix=f"{props.name}-registry-", force_destroy=props.force_destroy)
+        self.bucket_name = bucket.bucket
+        self.bucket_arn = bucket.arn
+        self.kms_key_arn = self.key.arn
+        self.region = bucket.region
+
+        S3BucketPublicAccessBlock(self, "public-access-block", bucket=bucket.id, block_public_acls=True,
+                                  block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True)
+        S3BucketOwnershipControls(self, "ownership", bucket=bucket.id,
+                                  rule=S3BucketOwnershipControlsRule(object_ownership="BucketOwnerEnforced"))
+        versioning = S3BucketVersioningA(self, "versioning", bucket=bucket.id,
+                                         versioning_configuration=S3BucketVersioningVersioningConfiguration(
+                                             status="Enabled"))
+        S3BucketServerSideEncryptionConfigurationA(self, "encryption", bucket=bucket.id, rule=[
+            S3BucketServerSideEncryptionConfigurationRuleA(
+                bucket_key_enabled=True,
+                apply_server_side_encryption_by_default=(
+                    S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(
+                        sse_algorithm="aws:kms", kms_master_key_id=self.key.arn)))])
+        # The lifecycle rule for noncurrent versions needs versioning in place first.
+        S3BucketLifecycleConfiguration(self, "lifecycle", bucket=bucket.id, depends_on=[versioning], rule=[
+            S3BucketLifecycleConfigurationRule(
+                id="abort-uploads-and-expire-old-versions", status="Enabled",
+                filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
+                abort_incomplete_multipart_upload=[S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(
+                    days_after_initiation=props.abort_incomplete_upload_days)],
+                noncurrent_version_expiration=[S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
+                    noncurrent_days=props.noncurrent_version_expiration_days)])])
+        tls_only = DataAwsIamPolicyDocument(self, "tls-only", statement=[DataAwsIamPolicyDocumentStatement(
+            sid="DenyInsecureTransport", effect="Deny", actions=["s3:*"],
+            resources=[bucket.arn, f"{bucket.arn}/*"],
+            principals=[DataAwsIamPolicyDocumentStatementPrincipals(type="*", identifiers=["*"])],
+            condition=[DataAwsIamPolicyDocumentStatementCondition(
+                test="Bool", variable="aws:SecureTransport", values=["false"])])])
+        S3BucketPolicy(self, "policy", bucket=bucket.id, policy=tls_only.json)
+
+    def grant_read_write(self, role: IamRole) -> IamRolePolicy:
+        """Let ``role`` do exactly what Harbor's registry storage driver does on this bucket and its key."""
+        return grant(self, role, "read-write", [
+            statement(BUCKET_ACTIONS, [self.bucket_arn]),
+            statement(OBJECT_ACTIONS, [f"{self.bucket_arn}/*"]),
+            statement(KEY_ACTIONS, [self.kms_key_arn]),
+        ])
