@@ -438,3 +438,22 @@ def _show(value: Any) -> str:
     if isinstance(value, tuple):
         value = list(value)
     return json.dumps(value) if not isinstance(value, str) else repr(value)
+
+
+def reference_table() -> str:
+    """The settings reference as a Markdown table, from the field docstrings above (the README holds a copy
+    that a test keeps in step)."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(HarborHaSettings))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    rows = ["| setting | environment variable | meaning and default |", "|---|---|---|"]
+    for node, following in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(following, ast.Expr):
+            name = node.target.id  # type: ignore[attr-defined]
+            if name == "explicit":
+                continue
+            doc = " ".join(str(following.value.value).split())  # type: ignore[attr-defined]
+            rows.append(f"| `{name}` | `{ENV_PREFIX}{name.upper()}` | {doc.replace('|', '/')} |")
+    return "\n".join(rows)

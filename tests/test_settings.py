@@ -144,3 +144,12 @@ def test_main_prints_a_message_not_a_traceback(tmp_path):
     assert result.returncode == 2
     assert "harbor_count = 1: allowed is a whole number from 2 to 20" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_readme_lists_every_setting_as_documented_in_code():
+    readme = (PROJECT / "README.md").read_text()
+    from harbor_ha.settings import SETTING_NAMES, reference_table
+    table = reference_table()
+    assert table in readme, "README's settings table is stale: paste harbor_ha.settings.reference_table()"
+    for name in SETTING_NAMES:
+        assert f"| `{name}` |" in table
