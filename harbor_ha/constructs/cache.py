@@ -1,0 +1,118 @@
+"""The shared Redis of Harbor (sessions, job queue, cache): an ElastiCache replication group.
+
+Cluster mode disabled, one shard with a primary and >= 1 replica in other AZs, automatic failover:
+Harbor supports neither Redis Cluster mode nor ElastiCache Serverless. Encrypted at rest (own KMS key)
+and in transit (Harbor >= 2.13 speaks TLS to Redis), with an AUTH token.
+
+The AUTH token is generated once by Secrets Manager and kept in a secret that the Harbor nodes read at
+boot. ElastiCache has no managed form of it, so Terraform's state holds it (the replication group's
+``auth_token``): the state backend must be encrypted and access to it restricted. Synth output holds
+only references, never the token.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from harbor_ha.aws import (
+    Construct, DataAwsSecretsmanagerRandomPassword, ElasticacheReplicationGroup, ElasticacheSubnetGroup, IamRole,
+    IamRolePolicy, SecretsmanagerSecret, SecretsmanagerSecretVersion, TerraformResourceLifecycle,
+    VpcSecurityGroupIngressRule,
+)
+from harbor_ha.constructs.connections import Connectable
+from harbor_ha.constructs.data_tier import (
+    ClosedPort, customer_key, grant, require, require_whole, secret_reader_statements,
+)
+
+REDIS_PORT = 6379
+# ElastiCache allows a primary and up to 5 replicas per shard.
+MAX_NODES = 6
+_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,33}$")
+
+
+@dataclass(frozen=True)
+class HarborCacheProps:
+    name: str
+    """Deployment name: the replication group is ``<name>-redis``."""
+    vpc_id: str
+    """VPC of the cache's security group."""
+    subnet_ids: tuple[str, ...]
+    """Private subnets in at least 2 AZs for the cache subnet group (Multi-AZ)."""
+    node_type: str = "cache.t4g.medium"
+    """ElastiCache node type. Default ``cache.t4g.medium``."""
+    node_count: int = 2
+    """Nodes in the shard, primary included, 2-6 (failover needs a replica). Default 2."""
+    engine_version: str = "7.1"
+    """Redis engine version. Default ``7.1``."""
+    snapshot_retention_days: int = 1
+    """Days of daily snapshots to keep, 0-35 (0 turns snapshots off). Default 1."""
+
+    def __post_init__(self) -> None:
+        require(_NAME_RE.match(self.name or ""), "name", self.name,
+                "1-34 lower-case letters, digits and '-', starting with a letter")
+        require(len(self.subnet_ids) >= 2, "subnet_ids", self.subnet_ids, "at least 2 subnets in distinct AZs")
+        require_whole(self, "node_count", 2, MAX_NODES)
+        require_whole(self, "snapshot_retention_days", 0, 35)
+        require(self.node_type.startswith("cache."), "node_type", self.node_type,
+                "an ElastiCache node type such as cache.t4g.medium")
+        require(re.match(r"^\d+\.\d+$", self.engine_version), "engine_version", self.engine_version,
+                "a Redis version such as 7.1")
+
+    @classmethod
+    def from_settings(cls, settings, network) -> "HarborCacheProps":
+        """The cache of a ``HarborHaSettings`` deployment in the private subnets of ``network``."""
+        return cls(name=settings.name, vpc_id=network.vpc_id, subnet_ids=tuple(network.private_subnet_ids),
+                   node_type=settings.cache_node_type, node_count=settings.cache_node_count,
+                   engine_version=settings.redis_engine_version)
+
+
+class HarborCache(Construct):
+    """Attributes: ``redis_endpoint`` (primary endpoint address), ``redis_port``, ``auth_token_secret_arn``
+    (a plain-string secret), ``security_group_id``, ``kms_key_arn``.
+
+    The state backend of a stack holding this construct must be encrypted: Terraform keeps the AUTH token
+    in state (see the module docstring)."""
+
+    def __init__(self, scope: Construct, id_: str, *, props: HarborCacheProps) -> None:
+        super().__init__(scope, id_)
+        group_id = f"{props.name}-redis"
+        self.redis_port = REDIS_PORT
+        self.key = customer_key(self, alias=group_id, description=f"{props.name}: Harbor Redis and its AUTH token")
+        self.kms_key_arn = self.key.arn
+        self._port = ClosedPort(self, name=group_id, vpc_id=props.vpc_id, port=REDIS_PORT, service="Harbor Redis")
+        self.security_group_id = self._port.group.id
+
+        secret = SecretsmanagerSecret(self, "auth-token", name_prefix=f"{group_id}-auth-token-",
+                                      kms_key_id=self.key.arn,
+                                      description=f"{props.name}: AUTH token of the Harbor Redis")
+        # Redis AUTH accepts printable ASCII without punctuation troubles; 64 characters of letters and digits.
+        generated = DataAwsSecretsmanagerRandomPassword(self, "auth-token-generator", password_length=64,
+                                                        exclude_punctuation=True, include_space=False)
+        # The data source yields a new value on every plan; keep the first one so a plan after apply is empty.
+        version = SecretsmanagerSecretVersion(self, "auth-token-value", secret_id=secret.id,
+                                              secret_string=generated.random_password,
+                                              lifecycle=TerraformResourceLifecycle(ignore_changes=["secret_string"]))
+        self.auth_token_secret_arn = secret.arn
+
+        subnets = ElasticacheSubnetGroup(self, "subnets", name=group_id, subnet_ids=list(props.subnet_ids),
+                                         description=f"{props.name}: Harbor Redis, private subnets")
+        group = ElasticacheReplicationGroup(
+            self, "replication-group", replication_group_id=group_id,
+            description=f"{props.name}: Harbor Redis", engine="redis", engine_version=props.engine_version,
+            node_type=props.node_type, port=REDIS_PORT, cluster_mode="disabled", num_node_groups=1,
+            replicas_per_node_group=props.node_count - 1, automatic_failover_enabled=True, multi_az_enabled=True,
+            subnet_group_name=subnets.name, security_group_ids=[self.security_group_id],
+            at_rest_encryption_enabled="true", kms_key_id=self.key.arn, transit_encryption_enabled=True,
+            auth_token=version.secret_string, auto_minor_version_upgrade="true",
+            snapshot_retention_limit=props.snapshot_retention_days)
+        self.redis_endpoint = group.primary_endpoint_address
+
+    def allow_from(self, peer: Connectable) -> VpcSecurityGroupIngressRule:
+        """Admit members of ``peer``'s security group to the Redis port."""
+        return self._port.allow_from(peer)
+
+    def grant_read_auth_token(self, role: IamRole) -> IamRolePolicy:
+        """Let ``role`` read the AUTH token secret (a plain string)."""
+        return grant(self, role, "read-auth-token", secret_reader_statements(self.auth_token_secret_arn,
+                                                                              self.kms_key_arn))

@@ -1,0 +1,170 @@
+"""The shared database of Harbor's core and jobservice: Amazon RDS, Multi-AZ.
+
+PostgreSQL for every Harbor since 1.6.0, which dropped MySQL/MariaDB (goharbor/harbor#4855); MariaDB only
+for a legacy Harbor below 1.6.0, as the original HA proposal had it. Storage, snapshots and the master
+password secret are encrypted with the database's own KMS key, not the image bucket's: a role that may
+read images cannot decrypt database snapshots, and either key can be rotated or revoked alone.
+The master password is managed by RDS in Secrets Manager; it never appears in synth output or state.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from harbor_ha.aws import (
+    Construct, DbInstance, DbParameterGroup, DbParameterGroupParameter, DbSubnetGroup, IamRole, IamRolePolicy,
+    TerraformResourceLifecycle, VpcSecurityGroupIngressRule,
+)
+from harbor_ha.constructs.connections import Connectable
+from harbor_ha.constructs.data_tier import (
+    ClosedPort, customer_key, grant, require, require_whole, secret_reader_statements,
+)
+from harbor_ha.settings import DB_ENGINES, POSTGRES_SINCE
+
+
+@dataclass(frozen=True)
+class _Engine:
+    port: int
+    default_version: str
+    version_re: str
+    version_hint: str
+    tls_parameter: str
+    log_exports: tuple[str, ...]
+
+    def family(self, engine: str, version: str) -> str:
+        # Parameter group families: postgres16 (major only), mariadb10.11 (major.minor).
+        parts = version.split(".")
+        return engine + (parts[0] if engine == "postgres" else ".".join(parts[:2]))
+
+
+ENGINES = {
+    "postgres": _Engine(5432, "16", r"^\d{2}(\.\d+)?$", "a PostgreSQL version such as 16 or 16.4",
+                        "rds.force_ssl", ("postgresql", "upgrade")),
+    "mariadb": _Engine(3306, "10.11", r"^\d+\.\d+(\.\d+)?$", "a MariaDB version such as 10.11",
+                       "require_secure_transport", ("error", "slowquery")),
+}
+DB_NAME = "registry"
+MASTER_USERNAME = "harbor"
+
+
+@dataclass(frozen=True)
+class HarborDatabaseProps:
+    name: str
+    """Deployment name: the instance is ``<name>-registry``."""
+    vpc_id: str
+    """VPC of the database's security group."""
+    subnet_ids: tuple[str, ...]
+    """Private subnets in at least 2 AZs for the DB subnet group (Multi-AZ)."""
+    engine: str = "postgres"
+    """``postgres`` (Harbor >= 1.6.0) or ``mariadb`` (only Harbor < 1.6.0). Default ``postgres``."""
+    harbor_version: str = "2.15.2"
+    """The Harbor release that uses this database; decides which engine is allowed. Default ``2.15.2``."""
+    engine_version: str = ""
+    """Engine version. Default ``16`` for postgres, ``10.11`` for mariadb."""
+    instance_class: str = "db.m6g.large"
+    """RDS instance class. Default ``db.m6g.large``."""
+    allocated_storage_gib: int = 50
+    """Storage in GiB, 20-65536 (gp3). Default 50."""
+    backup_retention_days: int = 7
+    """Automated backup retention, 1-35 days. Default 7."""
+    deletion_protection: bool = True
+    """Refuse to delete the instance until this is turned off. Default True."""
+    final_snapshot: bool = True
+    """Take a snapshot ``<name>-registry-final`` when the instance is deleted. Default True."""
+    multi_az: bool = True
+    """A synchronous standby in a second AZ. Default True."""
+    performance_insights: bool = False
+    """Performance Insights (7 days, encrypted with the database key). Default False."""
+
+    def __post_init__(self) -> None:
+        require(self.engine in ENGINES, "engine", self.engine, "one of " + ", ".join(map(repr, DB_ENGINES)))
+        match = re.match(r"^v?(\d+)\.(\d+)\.(\d+)$", self.harbor_version or "")
+        require(match, "harbor_version", self.harbor_version, "a Harbor release X.Y.Z such as 2.15.2")
+        version = tuple(int(g) for g in match.groups())
+        require(self.engine != "mariadb" or version < POSTGRES_SINCE, "engine", self.engine,
+                f"'postgres': Harbor {self.harbor_version} supports only PostgreSQL (since 1.6.0, "
+                "goharbor/harbor#4855); 'mariadb' is for a legacy harbor_version below 1.6.0")
+        require(self.engine != "postgres" or version >= POSTGRES_SINCE, "engine", self.engine,
+                f"'mariadb': Harbor {self.harbor_version} predates PostgreSQL support (1.6.0)")
+        spec = ENGINES[self.engine]
+        require(not self.engine_version or re.match(spec.version_re, self.engine_version), "engine_version",
+                self.engine_version, spec.version_hint)
+        require(len(self.subnet_ids) >= 2, "subnet_ids", self.subnet_ids, "at least 2 subnets in distinct AZs")
+        require(self.instance_class.startswith("db."), "instance_class", self.instance_class,
+                "an RDS instance class such as db.m6g.large")
+        require_whole(self, "allocated_storage_gib", 20, 65536)
+        require_whole(self, "backup_retention_days", 1, 35)
+
+    @property
+    def effective_engine_version(self) -> str:
+        return self.engine_version or ENGINES[self.engine].default_version
+
+    @classmethod
+    def from_settings(cls, settings, network) -> "HarborDatabaseProps":
+        """The database of a ``HarborHaSettings`` deployment in the private subnets of ``network`` (a
+        ``HarborNetwork``). A deployment without deletion protection also skips the final snapshot."""
+        return cls(name=settings.name, vpc_id=network.vpc_id, subnet_ids=tuple(network.private_subnet_ids),
+                   engine=settings.db_engine, harbor_version=settings.harbor_version,
+                   engine_version=settings.effective_db_engine_version, instance_class=settings.db_instance_class,
+                   allocated_storage_gib=settings.db_allocated_storage_gib,
+                   backup_retention_days=settings.db_backup_retention_days,
+                   deletion_protection=settings.effective_deletion_protection,
+                   final_snapshot=settings.effective_deletion_protection)
+
+
+class HarborDatabase(Construct):
+    """Attributes: ``db_endpoint`` (host:port), ``db_address``, ``db_port``, ``db_name``, ``master_username``,
+    ``master_user_secret_arn``, ``security_group_id``, ``engine``, ``kms_key_arn``."""
+
+    def __init__(self, scope: Construct, id_: str, *, props: HarborDatabaseProps) -> None:
+        super().__init__(scope, id_)
+        spec = ENGINES[props.engine]
+        identifier = f"{props.name}-registry"
+        self.engine = props.engine
+        self.db_port = spec.port
+        self.db_name = DB_NAME
+        self.master_username = MASTER_USERNAME
+        self.key = customer_key(self, alias=f"{identifier}-db", description=f"{props.name}: Harbor database")
+        self.kms_key_arn = self.key.arn
+        self._port = ClosedPort(self, name=f"{identifier}-db", vpc_id=props.vpc_id, port=spec.port,
+                                service=f"Harbor database ({props.engine})")
+        self.security_group_id = self._port.group.id
+        subnets = DbSubnetGroup(self, "subnets", name=identifier, subnet_ids=list(props.subnet_ids),
+                                description=f"{props.name}: Harbor database, private subnets")
+        # A new family (major upgrade) needs a new group before the old one can go.
+        parameters = DbParameterGroup(
+            self, "parameters", name_prefix=f"{identifier}-",
+            family=spec.family(props.engine, props.effective_engine_version),
+            description=f"{props.name}: Harbor database, TLS required",
+            parameter=[DbParameterGroupParameter(name=spec.tls_parameter, value="1")],
+            lifecycle=TerraformResourceLifecycle(create_before_destroy=True))
+        db = DbInstance(
+            self, "instance", identifier=identifier, engine=props.engine,
+            engine_version=props.effective_engine_version, instance_class=props.instance_class,
+            allocated_storage=props.allocated_storage_gib, storage_type="gp3", storage_encrypted=True,
+            kms_key_id=self.key.arn, db_name=DB_NAME, username=MASTER_USERNAME, port=spec.port,
+            manage_master_user_password=True, master_user_secret_kms_key_id=self.key.arn,
+            iam_database_authentication_enabled=True, multi_az=props.multi_az,
+            db_subnet_group_name=subnets.name, vpc_security_group_ids=[self.security_group_id],
+            parameter_group_name=parameters.name, publicly_accessible=False,
+            backup_retention_period=props.backup_retention_days, copy_tags_to_snapshot=True,
+            deletion_protection=props.deletion_protection, skip_final_snapshot=not props.final_snapshot,
+            final_snapshot_identifier=f"{identifier}-final" if props.final_snapshot else None,
+            auto_minor_version_upgrade=True, allow_major_version_upgrade=False,
+            enabled_cloudwatch_logs_exports=list(spec.log_exports),
+            performance_insights_enabled=props.performance_insights,
+            performance_insights_kms_key_id=self.key.arn if props.performance_insights else None,
+            performance_insights_retention_period=7 if props.performance_insights else None)
+        self.db_endpoint = db.endpoint
+        self.db_address = db.address
+        self.master_user_secret_arn = db.master_user_secret.get(0).secret_arn
+
+    def allow_from(self, peer: Connectable) -> VpcSecurityGroupIngressRule:
+        """Admit members of ``peer``'s security group to the database port."""
+        return self._port.allow_from(peer)
+
+    def grant_read_master_secret(self, role: IamRole) -> IamRolePolicy:
+        """Let ``role`` read the master user's secret (username and password, JSON)."""
+        return grant(self, role, "read-master-secret",
+                     secret_reader_statements(self.master_user_secret_arn, self.kms_key_arn))
