@@ -45,6 +45,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
+from email.message import Message
 from typing import Any, Callable, Optional
 
 API = "/api/v2.0"
@@ -57,6 +58,10 @@ _PEER_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 
 class ReplicationError(Exception):
     """A problem the user can fix; the message says what happened and what to do next."""
+
+
+class InvalidSetting(ReplicationError, ValueError):
+    """A bad option or argument; the message names it, its value and what is allowed."""
 
 
 class _Unreachable(ReplicationError):
@@ -106,7 +111,7 @@ class TlsOptions:
         try:
             return ssl.create_default_context(cafile=self.ca_bundle)
         except (OSError, ssl.SSLError) as err:
-            raise ReplicationError(f"cannot read the CA bundle {self.ca_bundle!r}: {err}; "
+            raise InvalidSetting(f"cannot read the CA bundle {self.ca_bundle!r}: {err}; "
                                    "pass a PEM file with --ca-bundle") from err
 
     def ca_certificate(self) -> Optional[str]:
@@ -133,10 +138,10 @@ class ReplicationOptions:
 
     def __post_init__(self) -> None:
         if len(self.schedule.split()) != 6:
-            raise ReplicationError(f"schedule {self.schedule!r} is not a 6-field Harbor cron "
+            raise InvalidSetting(f"schedule {self.schedule!r} is not a 6-field Harbor cron "
                                    f"(seconds minutes hours day-of-month month day-of-week), e.g. {HOURLY!r}")
         if not self.repositories.strip():
-            raise ReplicationError("repositories filter is empty; use '**' for every repository")
+            raise InvalidSetting("repositories filter is empty; use '**' for every repository")
 
 
 class HarborClient:
@@ -146,7 +151,7 @@ class HarborClient:
                  context: ssl.SSLContext, request_timeout: float = 15.0) -> None:
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise ReplicationError(f"{name}: URL {url!r} is not http(s)://host[:port]")
+            raise InvalidSetting(f"{name}: URL {url!r} is not http(s)://host[:port]")
         self.name = name
         self.url = url.rstrip("/")
         self.credential = credential
@@ -154,7 +159,7 @@ class HarborClient:
         self._timeout = request_timeout
 
     def call(self, method: str, path: str, *, query: Optional[dict] = None, body: Any = None,
-             auth: bool = True) -> tuple[Any, dict]:
+             auth: bool = True) -> tuple[Any, Message]:
         """Sends one request; returns the decoded body (JSON if it parses, else text) and the headers."""
         target = f"{self.url}{API}{path}"
         if query:
@@ -168,7 +173,7 @@ class HarborClient:
             request.add_header("Authorization", "Basic " + base64.b64encode(token).decode())
         try:
             with urllib.request.urlopen(request, timeout=self._timeout, context=self._context) as response:
-                return _decode(response.read()), dict(response.headers)
+                return _decode(response.read()), response.headers
         except urllib.error.HTTPError as err:
             raise self._http_error(method, path, err.code, _decode(err.read())) from None
         except OSError as err:  # URLError wraps connection and TLS failures
@@ -218,7 +223,7 @@ def _harbor_message(body: Any) -> str:
     return str(body)[:300] or "(empty answer)"
 
 
-def _created_id(headers: dict) -> Optional[int]:
+def _created_id(headers: Message) -> Optional[int]:
     match = re.search(r"/(\d+)/?$", headers.get("Location", ""))
     return int(match.group(1)) if match else None
 
@@ -241,7 +246,7 @@ class ReplicationConfigurator:
                  timeout: float = 900.0, initial_delay: float = 1.0, max_delay: float = 30.0,
                  refresh_credentials: bool = False, log: Callable[[str], None] = lambda line: print(line, flush=True)) -> None:
         if timeout <= 0:
-            raise ReplicationError(f"timeout must be a positive number of seconds, got {timeout}")
+            raise InvalidSetting(f"timeout must be a positive number of seconds, got {timeout}")
         self.options = options or ReplicationOptions()
         self.tls = tls or TlsOptions()
         self.timeout = timeout
@@ -258,13 +263,17 @@ class ReplicationConfigurator:
         Returns how many objects were created, updated and left unchanged."""
         names = [peer.name for peer in peers]
         if not peers:
-            raise ReplicationError("no peer given: name at least one Harbor to replicate to")
+            raise InvalidSetting("no peer given: name at least one Harbor to replicate to")
         for name in names:
             if not _PEER_NAME.match(name):
-                raise ReplicationError(f"peer name {name!r} is invalid: use lower-case letters, digits "
+                raise InvalidSetting(f"peer name {name!r} is invalid: use lower-case letters, digits "
                                        "and single . - _ between them")
         if len(set(names)) != len(names):
-            raise ReplicationError(f"peer names must be unique, got {names}")
+            raise InvalidSetting(f"peer names must be unique, got {names}")
+        for peer in peers:
+            if peer.url.rstrip("/") == self.local.url:
+                raise InvalidSetting(f"peer {peer.name} has the local Harbor's URL {peer.url}: a Harbor does not "
+                                     "replicate to itself")
         # Harbor checks that a registry endpoint answers when it is created: wait for the peers first.
         for harbor in [HarborClient(f"peer {peer.name}", peer.url, None, context=self._context)
                        for peer in peers] + [self.local]:
@@ -514,9 +523,9 @@ def _pairs(values: list[str], flag: str) -> dict[str, str]:
     for value in values:
         name, sep, rest = value.partition("=")
         if not sep or not name or not rest:
-            raise ReplicationError(f"{flag} {value!r} is not NAME=VALUE")
+            raise InvalidSetting(f"{flag} {value!r} is not NAME=VALUE")
         if name in pairs:
-            raise ReplicationError(f"{flag} names {name!r} twice")
+            raise InvalidSetting(f"{flag} names {name!r} twice")
         pairs[name] = rest
     return pairs
 
@@ -563,7 +572,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         urls, secrets = _pairs(args.peer, "--peer"), _pairs(args.peer_secret, "--peer-secret")
         if set(urls) != set(secrets):
-            raise ReplicationError("every --peer needs a --peer-secret with the same NAME and vice versa "
+            raise InvalidSetting("every --peer needs a --peer-secret with the same NAME and vice versa "
                                    f"(peers: {sorted(urls)}, secrets: {sorted(secrets)})")
         options = ReplicationOptions(schedule=args.schedule, repositories=args.repositories,
                                      event_deletion=args.event_deletion,

@@ -26,7 +26,7 @@ from moto.server import ThreadedMotoServer
 
 from harbor_ha import replication
 from harbor_ha.replication import (
-    Credential, Peer, ReplicationConfigurator, ReplicationError, ReplicationOptions, TlsOptions,
+    Credential, InvalidSetting, Peer, ReplicationConfigurator, ReplicationError, ReplicationOptions, TlsOptions,
     read_secret_credential,
 )
 
@@ -396,16 +396,21 @@ def test_unreachable_harbor_gives_up_after_the_timeout_with_advice(harbor):
     assert not local.requests
 
 
-def test_bad_options_are_refused_with_the_allowed_form(harbor):
+def test_bad_options_are_refused_with_the_allowed_form(harbor, tmp_path):
     local = harbor()
-    with pytest.raises(ReplicationError, match="6-field Harbor cron"):
+    with pytest.raises(InvalidSetting, match=r"schedule '0 \* \* \* \*' is not a 6-field Harbor cron"):
         ReplicationOptions(schedule="0 * * * *")
-    with pytest.raises(ReplicationError, match="peer name 'Replica 1' is invalid"):
+    with pytest.raises(InvalidSetting, match="peer name 'Replica 1' is invalid"):
         configurator(local, []).configure([Peer("Replica 1", local.url, ROBOT)])
-    with pytest.raises(ReplicationError, match="not http"):
+    with pytest.raises(InvalidSetting, match="not http"):
         configurator(local, []).configure([Peer("replica-1", "ftp://x", ROBOT)])
-    with pytest.raises(ReplicationError, match="timeout must be a positive"):
+    with pytest.raises(InvalidSetting, match="has the local Harbor's URL"):
+        configurator(local, []).configure([Peer("replica-1", local.url + "/", ROBOT)])
+    with pytest.raises(InvalidSetting, match="timeout must be a positive"):
         configurator(local, [], timeout=0)
+    with pytest.raises(InvalidSetting, match="cannot read the CA bundle"):
+        configurator(local, [], tls=TlsOptions(ca_bundle=str(tmp_path / "missing.pem")))
+    assert not local.requests
 
 
 # --- command line, secrets ----------------------------------------------------------------------------------
