@@ -1,0 +1,1 @@
+"""The local AWS target: a moto server on loopback, managed by harbor-ha, with moto's gaps closed."""

@@ -1,0 +1,117 @@
+"""Where the local target closes the gaps of moto (5.2.5) that harbor-ha's stacks hit: the one place
+that patches the emulator. Each gap is one function, named for what it makes work, with a test in
+tests/test_moto_gaps.py that calls the emulator with boto3 and shows the call now works.
+
+``apply_all()`` runs in the emulator process (harbor_ha.local.server) before it serves; every patch is
+idempotent.
+"""
+
+from __future__ import annotations
+
+import functools
+
+_APPLIED: set[str] = set()
+
+
+def _once(patch):
+    @functools.wraps(patch)
+    def run() -> None:
+        if patch.__name__ not in _APPLIED:
+            patch()
+            _APPLIED.add(patch.__name__)
+    return run
+
+
+@_once
+def register_replication_group_member_clusters() -> None:
+    """ElastiCache: a replication group's member clusters (``<id>-001``, ``<id>-002`` ...) exist as cache
+    clusters.
+
+    moto lists them in ``MemberClusters`` but never registers them, so ``DescribeCacheClusters`` of a member
+    answers CacheClusterNotFound, and the AWS provider, which reads the first member after creating a
+    group, fails.
+    """
+    from moto.elasticache.models import CacheCluster, ElastiCacheBackend
+
+    create_group = ElastiCacheBackend.create_replication_group
+
+    @functools.wraps(create_group)
+    def create_replication_group(self, **kwargs):
+        group = create_group(self, **kwargs)
+        for node_group in group.node_groups:
+            for member in node_group["node_group_members"]:
+                cluster = CacheCluster(
+                    account_id=self.account_id, region_name=self.region_name,
+                    cache_cluster_id=member["cache_cluster_id"], cache_node_type=group.cache_node_type,
+                    replication_group_id=group.replication_group_id, az_mode="single-az",
+                    preferred_availability_zone=member.get("preferred_availability_zone"), num_cache_nodes=1,
+                    engine=group.engine, engine_version=group.engine_version,
+                    cache_parameter_group_name=group.cache_parameter_group_name,
+                    cache_subnet_group_name=group.cache_subnet_group_name,
+                    transit_encryption_enabled=group.transit_encryption_enabled, network_type=group.network_type,
+                    ip_discovery=group.ip_discovery, snapshot_name=None,
+                    preferred_maintenance_window=group.preferred_maintenance_window, port=group.port,
+                    notification_topic_arn=group.notification_topic_arn,
+                    auto_minor_version_upgrade=group.auto_minor_version_upgrade,
+                    snapshot_retention_limit=group.snapshot_retention_limit, snapshot_window=group.snapshot_window,
+                    auth_token=None, outpost_mode=None, preferred_outpost_arn=None,
+                    preferred_availability_zones=None, cache_security_group_names=group.cache_security_group_names,
+                    security_group_ids=group.security_group_ids, tags=None, snapshot_arns=None,
+                    preferred_outpost_arns=None, log_delivery_configurations=[], cache_node_ids_to_remove=None,
+                    cache_node_ids_to_reboot=None)
+                cluster.auth_token_enabled = group.auth_token_enabled
+                self.cache_clusters[cluster.cache_cluster_id] = cluster
+        return group
+
+    ElastiCacheBackend.create_replication_group = create_replication_group
+
+
+@_once
+def finish_replication_group_deletes() -> None:
+    """ElastiCache: ``DeleteReplicationGroup`` completes. moto marks the group ``deleting`` forever, so the
+    AWS provider's wait for it to disappear never ends; here the group and its member clusters are gone
+    once the call answers (which is what AWS reports minutes later)."""
+    from moto.elasticache.models import ElastiCacheBackend
+
+    delete_group = ElastiCacheBackend.delete_replication_group
+
+    @functools.wraps(delete_group)
+    def delete_replication_group(self, replication_group_id, retain_primary_cluster):
+        group = delete_group(self, replication_group_id, retain_primary_cluster)
+        self.replication_groups.pop(replication_group_id, None)
+        for node_group in group.node_groups:
+            for member in node_group["node_group_members"]:
+                self.cache_clusters.pop(member["cache_cluster_id"], None)
+        return group
+
+    ElastiCacheBackend.delete_replication_group = delete_replication_group
+
+
+@_once
+def implement_monitor_instances() -> None:
+    """EC2: ``MonitorInstances`` / ``UnmonitorInstances`` (the provider's ``monitoring = true``) switch an
+    instance's detailed monitoring. moto answers them with HTTP 500 (not implemented)."""
+    from moto.core.responses import ActionResult
+    from moto.ec2.responses.monitoring import Monitoring
+
+    def set_monitoring(response: Monitoring, state: str) -> ActionResult:
+        instance_ids = response._get_param("InstanceIds", [])
+        response.error_on_dryrun()
+        monitorings = []
+        for instance in response.ec2_backend.get_multi_instances_by_id(instance_ids):
+            instance.monitoring_state = state
+            monitorings.append({"InstanceId": instance.id, "Monitoring": {"State": state}})
+        return ActionResult({"InstanceMonitorings": monitorings})
+
+    Monitoring.monitor_instances = lambda self: set_monitoring(self, "enabled")
+    Monitoring.unmonitor_instances = lambda self: set_monitoring(self, "disabled")
+
+
+PATCHES = (register_replication_group_member_clusters, finish_replication_group_deletes,
+           implement_monitor_instances)
+
+
+def apply_all() -> None:
+    """Apply every patch of this module (idempotent)."""
+    for patch in PATCHES:
+        patch()

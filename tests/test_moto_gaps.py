@@ -1,0 +1,69 @@
+"""Each gap of moto that harbor_ha.local.moto_gaps closes: the call works against the patched emulator."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+
+from harbor_ha.local import emulator
+from harbor_ha.local.moto_gaps import PATCHES
+from harbor_ha.target import LOCAL_ACCESS_KEY
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory):
+    with emulator.running(tmp_path_factory.mktemp("moto-gaps")) as running:
+        yield running.endpoint
+
+
+def client(endpoint: str, service: str):
+    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1",
+                        aws_access_key_id=LOCAL_ACCESS_KEY, aws_secret_access_key=LOCAL_ACCESS_KEY)
+
+
+def test_every_patch_is_documented():
+    for patch in PATCHES:
+        assert patch.__doc__ and len(patch.__doc__) > 60, patch.__name__
+
+
+def _replication_group(endpoint: str, group_id: str) -> dict:
+    elasticache = client(endpoint, "elasticache")
+    return elasticache.create_replication_group(
+        ReplicationGroupId=group_id, ReplicationGroupDescription="test", Engine="redis", EngineVersion="7.1",
+        CacheNodeType="cache.t4g.medium", NumNodeGroups=1, ReplicasPerNodeGroup=1,
+        AutomaticFailoverEnabled=True, MultiAZEnabled=True, PreferredCacheClusterAZs=["us-east-1a", "us-east-1b"],
+        TransitEncryptionEnabled=True)["ReplicationGroup"]
+
+
+def test_register_replication_group_member_clusters(endpoint):
+    group = _replication_group(endpoint, "members")
+    assert group["MemberClusters"] == ["members-001", "members-002"]
+    elasticache = client(endpoint, "elasticache")
+    for member in group["MemberClusters"]:
+        cluster = elasticache.describe_cache_clusters(CacheClusterId=member)["CacheClusters"][0]
+        assert cluster["ReplicationGroupId"] == "members"
+        assert cluster["Engine"] == "redis"
+        assert cluster["CacheNodeType"] == "cache.t4g.medium"
+
+
+def test_finish_replication_group_deletes(endpoint):
+    _replication_group(endpoint, "deleted")
+    elasticache = client(endpoint, "elasticache")
+    elasticache.delete_replication_group(ReplicationGroupId="deleted")
+    with pytest.raises(elasticache.exceptions.ReplicationGroupNotFoundFault):
+        elasticache.describe_replication_groups(ReplicationGroupId="deleted")
+    with pytest.raises(elasticache.exceptions.CacheClusterNotFoundFault):
+        elasticache.describe_cache_clusters(CacheClusterId="deleted-001")
+
+
+def test_implement_monitor_instances(endpoint):
+    ec2 = client(endpoint, "ec2")
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    instance = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    answer = ec2.monitor_instances(InstanceIds=[instance])["InstanceMonitorings"]
+    assert answer == [{"InstanceId": instance, "Monitoring": {"State": "enabled"}}]
+    described = ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]
+    assert described["Monitoring"]["State"] == "enabled"
+    ec2.unmonitor_instances(InstanceIds=[instance])
+    described = ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]
+    assert described["Monitoring"]["State"] == "disabled"
