@@ -234,7 +234,7 @@ class ReplicationConfigurator:
     local_url / local_credential: the Harbor to configure and a system administrator of it.
     options: what and when to replicate; default ``ReplicationOptions()``.
     tls: certificate verification; default the system trust store.
-    timeout: seconds to wait for each Harbor to become healthy; default 900.
+    timeout: seconds to wait, in all, for the peers and the local Harbor to become healthy; default 900.
     initial_delay / max_delay: exponential backoff between health checks, in seconds; default 1 and 30.
     refresh_credentials: rewrite the stored peer credentials even when the user name is unchanged (after a
         password rotation: Harbor never returns a stored secret, so it cannot be compared); default False.
@@ -244,7 +244,8 @@ class ReplicationConfigurator:
     def __init__(self, local_url: str, local_credential: Credential, *,
                  options: Optional[ReplicationOptions] = None, tls: Optional[TlsOptions] = None,
                  timeout: float = 900.0, initial_delay: float = 1.0, max_delay: float = 30.0,
-                 refresh_credentials: bool = False, log: Callable[[str], None] = lambda line: print(line, flush=True)) -> None:
+                 refresh_credentials: bool = False,
+                 log: Callable[[str], None] = lambda line: print(line, flush=True)) -> None:
         if timeout <= 0:
             raise InvalidSetting(f"timeout must be a positive number of seconds, got {timeout}")
         self.options = options or ReplicationOptions()
@@ -267,7 +268,7 @@ class ReplicationConfigurator:
         for name in names:
             if not _PEER_NAME.match(name):
                 raise InvalidSetting(f"peer name {name!r} is invalid: use lower-case letters, digits "
-                                       "and single . - _ between them")
+                                     "and single . - _ between them")
         if len(set(names)) != len(names):
             raise InvalidSetting(f"peer names must be unique, got {names}")
         for peer in peers:
@@ -275,9 +276,10 @@ class ReplicationConfigurator:
                 raise InvalidSetting(f"peer {peer.name} has the local Harbor's URL {peer.url}: a Harbor does not "
                                      "replicate to itself")
         # Harbor checks that a registry endpoint answers when it is created: wait for the peers first.
+        deadline = time.monotonic() + self.timeout
         for harbor in [HarborClient(f"peer {peer.name}", peer.url, None, context=self._context)
                        for peer in peers] + [self.local]:
-            self.wait_until_healthy(harbor)
+            self.wait_until_healthy(harbor, deadline)
         counts = {"created": 0, "updated": 0, "unchanged": 0}
         for peer in peers:
             registry_id = self._ensure_registry(peer, counts)
@@ -287,12 +289,13 @@ class ReplicationConfigurator:
                  f"{counts['unchanged']} unchanged")
         return counts
 
-    def wait_until_healthy(self, harbor: HarborClient) -> None:
+    def wait_until_healthy(self, harbor: HarborClient, deadline: Optional[float] = None) -> None:
         """Polls ``/ping`` (answers ``Pong``) and ``/health`` (HTTP 200 even when unhealthy: read the status)
-        with exponential backoff until both are good or ``timeout`` has passed."""
-        deadline = time.monotonic() + self.timeout
+        with exponential backoff until both are good or the ``time.monotonic()`` deadline has passed
+        (default: ``timeout`` from now)."""
+        deadline = time.monotonic() + self.timeout if deadline is None else deadline
         delay, attempt = self.initial_delay, 0
-        self.log(f"waiting for {harbor.name} at {harbor.url} (up to {self.timeout:g} s)")
+        self.log(f"waiting for {harbor.name} at {harbor.url} (up to {max(deadline - time.monotonic(), 0):.0f} s)")
         while True:
             attempt += 1
             state = self._health(harbor)
@@ -302,8 +305,9 @@ class ReplicationConfigurator:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ReplicationError(
-                    f"{harbor.name} at {harbor.url} was not healthy after {self.timeout:g} s ({state}): check "
-                    "that Harbor runs there (docker compose ps) and that this node can reach it, then run again")
+                    f"{harbor.name} at {harbor.url} was not healthy within the {self.timeout:g} s timeout "
+                    f"({state}): check that Harbor runs there (docker compose ps) and that this node can reach "
+                    "it, then run again")
             pause = min(delay, remaining)
             self.log(f"{harbor.name}: attempt {attempt}: {state}; next check in {pause:.1f} s")
             time.sleep(pause)
@@ -554,7 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--refresh-credentials", action="store_true",
                         help="rewrite the stored peer credentials (after rotating a password)")
     parser.add_argument("--timeout", type=float, default=900.0, metavar="S",
-                        help="seconds to wait for each Harbor to be healthy (default: 900)")
+                        help="seconds to wait, in all, for the Harbors to be healthy (default: 900)")
     parser.add_argument("--ca-bundle", metavar="FILE", help="PEM CA bundle for self-signed Harbor certificates")
     parser.add_argument("--insecure", action="store_true",
                         help="do not verify TLS certificates (here and in the registry endpoints)")
