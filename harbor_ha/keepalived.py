@@ -1,0 +1,222 @@
+"""keepalived configuration for harbor-ha's two VRRP pairs, and the programs it runs.
+
+Two uses share one VRRP setup:
+
+* the load-balancer pair of the active-active topology (``director_configs``): keepalived elects which
+  director holds the VIP and runs LVS (IPVS) in front of the Harbor nodes;
+* the two Harbor VMs of the active-standby topology (``standby_configs``): keepalived elects which node holds
+  the VIP, and a node whose Harbor is unhealthy gives it up.
+
+VRRP in a VPC. A VPC carries no multicast, so VRRP runs unicast (``unicast_src_ip`` / ``unicast_peer``)
+between the two fixed private addresses. The VIP is an Elastic IP, not an address on an interface: when a
+node becomes MASTER, ``notify_master`` runs the vip-notify program, which re-associates the Elastic IP
+(tagged ``harbor-ha:vip=<name>``) to that instance. Both nodes start as BACKUP with different priorities and
+``nopreempt``: the first master keeps the VIP until it fails, so a recovered node does not move the address
+back (each move is an AWS API call and a few seconds of refused connections). VRRP authentication (PASS) is
+derived from the pair's name: it keeps two deployments sharing a subnet apart, it is not a secret (VRRPv2
+sends it in clear); what protects VRRP is the security group admitting protocol 112 from the peer only.
+keepalived wants at least one ``virtual_ipaddress`` (``keepalived -t`` rejects an instance without one), so
+the master holds a host-scoped marker address on ``lo`` (``MASTER_MARKER``), which never leaves the machine
+and shows which node is master (``ip addr show lo``).
+
+Health. Harbor's ``GET /api/v2.0/health`` answers HTTP 200 also when unhealthy, so keepalived's HTTP_GET /
+SSL_GET (status code or body digest) cannot judge it; its ``regex`` option depends on a build flag that
+distributions do not all set. A ``MISC_CHECK`` (directors) or ``vrrp_script`` (standby pair) runs
+check-harbor-health, which reads the body instead.
+
+LVS in a VPC. Direct routing needs layer-2 adjacency, which a VPC does not give across subnets and AZs, so
+the directors use NAT mode (``lb_kind NAT``) in one-arm form: the virtual server is the director's own
+private address (the Elastic IP maps to it), and the director SNATs what IPVS sends to a Harbor node to its
+own address, so the node's answer comes back through the director without route-table changes. That needs
+``net.ipv4.ip_forward=1``, ``net.ipv4.vs.conntrack=1`` (SNAT of IPVS connections) and an nftables SNAT rule,
+which lvs-nat-setup applies before keepalived starts on every boot. Every packet the director sends or
+receives carries its own address, so EC2's source/destination check can stay on.
+
+Scheduling: ``wlc`` (weighted least connections) with a 300 s ``persistence_timeout``, so that the many
+requests of one client (a UI session, an image push) stay on one node while it is healthy. Correctness does
+not rely on it: the nodes share database, Redis, storage and secrets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+from typing import Sequence
+
+from harbor_ha.cloud_init import CloudConfig, WriteFile
+
+TEMPLATES = Path(__file__).parent / "templates" / "keepalived"
+LIBEXEC = "/usr/local/libexec/harbor-ha"
+CONFIG_PATH = "/etc/keepalived/keepalived.conf"
+HEALTH_PATH = "/api/v2.0/health"
+MASTER_MARKER = "169.254.100.1/32"
+PRIORITIES = (150, 100)
+SERVICE_PORTS = (443, 80)
+PERSISTENCE_SECONDS = 300
+DEFAULT_INTERFACE = "ens5"
+
+
+def program_text(name: str) -> str:
+    """The text of one of the programs keepalived runs: ``check-harbor-health``, ``vip-notify``."""
+    return (TEMPLATES / f"{name}.sh").read_text()
+
+
+def _distinct_addresses(addresses: Sequence[str]) -> bool:
+    """Distinct IPv4 addresses; a Terraform reference (``${...}``, known only at deploy) passes."""
+    if len(set(addresses)) != len(addresses):
+        return False
+    try:
+        for address in addresses:
+            if "${" not in address:
+                ipaddress.IPv4Address(address)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class VrrpPair:
+    """Two nodes that elect which one holds the VIP."""
+
+    name: str
+    """The VIP's name: the value of the Elastic IP's ``harbor-ha:vip`` tag and the VRRP instance's name."""
+    addresses: tuple[str, str]
+    """The fixed private IPv4 addresses of node 0 and node 1."""
+    interface: str = DEFAULT_INTERFACE
+    """The network interface VRRP runs on. Default ``ens5``, the first interface of Amazon Linux 2023 on
+    Nitro instance types."""
+    libexec: str = LIBEXEC
+    """Directory holding check-harbor-health and vip-notify. Default ``/usr/local/libexec/harbor-ha``."""
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"name = {self.name!r}: allowed is letters, digits, '-' and '_'")
+        if not (len(self.addresses) == 2 and _distinct_addresses(self.addresses)):
+            raise ValueError(f"addresses = {list(self.addresses)!r}: allowed is two distinct IPv4 addresses")
+
+    def _digest(self, purpose: str) -> bytes:
+        return hashlib.sha256(f"{purpose}:{self.name}".encode()).digest()
+
+    @property
+    def virtual_router_id(self) -> int:
+        """1 to 255, derived from the name so that pairs of different deployments differ."""
+        return self._digest("vrid")[0] % 255 + 1
+
+    @property
+    def auth_pass(self) -> str:
+        """VRRPv2 PASS authentication (8 characters, its maximum); not a secret, see the module notes."""
+        return self._digest("auth").hex()[:8]
+
+    def peer(self, index: int) -> str:
+        return self.addresses[1 - index]
+
+    def program(self, name: str) -> str:
+        return f"{self.libexec}/{name}"
+
+    def health_command(self, host: str) -> str:
+        return f"{self.program('check-harbor-health')} https://{host}{HEALTH_PATH}"
+
+
+def _block(head: str, items: Sequence[str]) -> str:
+    """``head { ... }`` with each item (a line or a nested block) indented one level."""
+    body = "".join(f"    {line}\n" for item in items for line in item.splitlines())
+    return f"{head} {{\n{body}}}\n"
+
+
+def _global_defs(pair: VrrpPair, index: int) -> str:
+    # Scripts run as root (they need the instance role and IPVS); script security makes keepalived refuse
+    # scripts that a non-root user could modify.
+    return _block("global_defs", [f"router_id {pair.name}-{index}", "script_user root", "enable_script_security"])
+
+
+def _vrrp_instance(pair: VrrpPair, index: int, extra: Sequence[str] = ()) -> str:
+    return _block(f"vrrp_instance {pair.name}", [
+        "state BACKUP",
+        f"interface {pair.interface}",
+        f"virtual_router_id {pair.virtual_router_id}",
+        f"priority {PRIORITIES[index]}",
+        "nopreempt",
+        "advert_int 1",
+        f"unicast_src_ip {pair.addresses[index]}",
+        _block("unicast_peer", [pair.peer(index)]),
+        _block("authentication", ["auth_type PASS", f"auth_pass {pair.auth_pass}"]),
+        _block("virtual_ipaddress", [f"{MASTER_MARKER} dev lo scope host"]),
+        *extra,
+        f'notify_master "{pair.program("vip-notify")} {pair.name}"',
+    ])
+
+
+def _virtual_server(pair: VrrpPair, index: int, port: int, real_servers: Sequence[str]) -> str:
+    servers = [
+        _block(f"real_server {server} {port}", [
+            "weight 1",
+            _block("MISC_CHECK", [f'misc_path "{pair.health_command(server)}"', "misc_timeout 5"]),
+        ])
+        for server in real_servers
+    ]
+    return _block(f"virtual_server {pair.addresses[index]} {port}", [
+        "delay_loop 5", "lb_algo wlc", "lb_kind NAT", f"persistence_timeout {PERSISTENCE_SECONDS}", "protocol TCP",
+        *servers])
+
+
+def _check_real_servers(real_servers: Sequence[str]) -> None:
+    if not (real_servers and _distinct_addresses(real_servers)):
+        raise ValueError(f"real_servers = {list(real_servers)!r}: allowed is one or more distinct IPv4 addresses")
+
+
+def director_configs(pair: VrrpPair, real_servers: Sequence[str]) -> tuple[str, str]:
+    """keepalived.conf of director 0 and 1: VRRP for the VIP plus one-arm LVS-NAT of HTTPS and HTTP to
+    ``real_servers`` (the Harbor nodes' fixed private addresses), each health-checked by its body."""
+    _check_real_servers(real_servers)
+    return tuple(  # type: ignore[return-value]
+        "\n".join([_global_defs(pair, i), _vrrp_instance(pair, i),
+                   *(_virtual_server(pair, i, port, real_servers) for port in SERVICE_PORTS)])
+        for i in (0, 1))
+
+
+def standby_configs(pair: VrrpPair) -> tuple[str, str]:
+    """keepalived.conf of Harbor node 0 and 1 of an active-standby pair: a node whose local Harbor reports
+    itself unhealthy three times in a row enters FAULT and leaves the VIP to its peer."""
+    script = _block("vrrp_script harbor_health", [
+        f'script "{pair.health_command("127.0.0.1")}"', "interval 5", "timeout 4", "fall 3", "rise 2"])
+    track = _block("track_script", ["harbor_health"])
+    return tuple(  # type: ignore[return-value]
+        "\n".join([_global_defs(pair, i), script, _vrrp_instance(pair, i, [track])]) for i in (0, 1))
+
+
+def lvs_nat_setup(own_ip: str, real_servers: Sequence[str]) -> str:
+    """The boot-time script of one director: forwarding, IPVS conntrack and the SNAT rule."""
+    _check_real_servers(real_servers)
+    return Template(program_text("lvs-nat-setup")).substitute(
+        own_ip=own_ip, real_servers=", ".join(real_servers), ports=", ".join(map(str, SERVICE_PORTS)))
+
+
+def _script(pair: VrrpPair, name: str, content: str) -> WriteFile:
+    return WriteFile(path=pair.program(name), content=content, permissions="0755")
+
+
+def vrrp_cloud_config(pair: VrrpPair, config: str) -> CloudConfig:
+    """What a VRRP node installs: keepalived, its configuration, the health check and vip-notify. keepalived
+    is enabled and started by the caller once everything it depends on is in place."""
+    return CloudConfig(
+        packages=("keepalived",),
+        files=(WriteFile(path=CONFIG_PATH, content=config, permissions="0640"),
+               _script(pair, "check-harbor-health", program_text("check-harbor-health")),
+               _script(pair, "vip-notify", program_text("vip-notify"))),
+    )
+
+
+def director_cloud_config(pair: VrrpPair, index: int, real_servers: Sequence[str]) -> CloudConfig:
+    """The whole user-data of director ``index``: VRRP node plus IPVS, SNAT, and keepalived started."""
+    dropin = "[Service]\n# One-arm LVS-NAT needs forwarding, IPVS conntrack and SNAT before IPVS is set up.\n" \
+             f"ExecStartPre={pair.program('lvs-nat-setup')}\n"
+    lvs = CloudConfig(
+        packages=("ipvsadm", "nftables"),
+        files=(_script(pair, "lvs-nat-setup", lvs_nat_setup(pair.addresses[index], real_servers)),
+               WriteFile(path="/etc/systemd/system/keepalived.service.d/harbor-ha.conf", content=dropin)),
+        commands=("systemctl daemon-reload", "systemctl enable --now keepalived"),
+    )
+    return vrrp_cloud_config(pair, director_configs(pair, real_servers)[index]).merge(lvs)

@@ -1,0 +1,161 @@
+"""vip-notify, keepalived's notify_master program, against the local AWS emulator: it moves the tagged
+Elastic IP to the instance it runs on, and does nothing when the address is already there."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from harbor_ha.keepalived import TEMPLATES
+
+from conftest import PROJECT, require_tool
+
+REGION = "eu-west-1"
+TOKEN = "imds-session-token"
+
+
+class FakeImds(BaseHTTPRequestHandler):
+    """Stands in for the EC2 instance metadata service (IMDSv2) on loopback, nothing more: a session token
+    from PUT /latest/api/token, then metadata only for requests that present it."""
+
+    instance_id = ""
+    requests: list[str] = []
+
+    def do_PUT(self):  # noqa: N802 (http.server's naming)
+        if self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
+            self._answer(200, TOKEN)
+        else:
+            self._answer(400, "")
+
+    def do_GET(self):  # noqa: N802
+        FakeImds.requests.append(self.path)
+        if self.headers.get("X-aws-ec2-metadata-token") != TOKEN:
+            self._answer(401, "")  # what IMDS does with IMDSv1 requests when IMDSv2 is required
+            return
+        answers = {"/latest/meta-data/instance-id": FakeImds.instance_id,
+                   "/latest/meta-data/placement/region": REGION}
+        self._answer(200, answers[self.path]) if self.path in answers else self._answer(404, "")
+
+    def _answer(self, status: int, body: str) -> None:
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def moto_url():
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def imds_url():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeImds)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def ec2(moto_url):
+    return boto3.client("ec2", region_name=REGION, endpoint_url=moto_url, aws_access_key_id="testing",
+                        aws_secret_access_key="testing")
+
+
+@pytest.fixture(scope="module")
+def two_instances(ec2):
+    vpc = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.40.0.0/24")["Subnet"]["SubnetId"]
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    reservation = ec2.run_instances(ImageId=image, MinCount=2, MaxCount=2, SubnetId=subnet, InstanceType="t3.small")
+    return [i["InstanceId"] for i in reservation["Instances"]]
+
+
+def vip(ec2, name: str) -> str:
+    return ec2.allocate_address(Domain="vpc", TagSpecifications=[{
+        "ResourceType": "elastic-ip", "Tags": [{"Key": "harbor-ha:vip", "Value": name}]}])["AllocationId"]
+
+
+def address(ec2, allocation: str) -> dict:
+    return ec2.describe_addresses(AllocationIds=[allocation])["Addresses"][0]
+
+
+def notify(moto_url: str, imds_url: str, instance_id: str, name: str, attempts: int = 2):
+    FakeImds.instance_id = instance_id
+    env = {**os.environ, "PATH": f"{PROJECT / '.venv' / 'bin'}:{os.environ['PATH']}",
+           "AWS_ENDPOINT_URL": moto_url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "HARBOR_HA_IMDS_ENDPOINT": imds_url, "HARBOR_HA_NOTIFY_ATTEMPTS": str(attempts)}
+    env.pop("AWS_PROFILE", None)
+    return subprocess.run(["bash", str(TEMPLATES / "vip-notify.sh"), name], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def aws_cli():
+    if not (PROJECT / ".venv" / "bin" / "aws").exists():
+        require_tool("aws")
+
+
+def test_master_takes_the_vip_and_a_second_run_changes_nothing(ec2, two_instances, moto_url, imds_url):
+    a, b = two_instances
+    allocation = vip(ec2, "notify-move")
+    ec2.associate_address(AllocationId=allocation, InstanceId=a)
+
+    FakeImds.requests.clear()
+    moved = notify(moto_url, imds_url, b, "notify-move")
+    assert moved.returncode == 0, moved.stdout + moved.stderr
+    after_move = address(ec2, allocation)
+    assert after_move["InstanceId"] == b
+    assert f"moved {allocation} from {a} to {b}" in moved.stdout
+    assert "/latest/meta-data/placement/region" in FakeImds.requests, "the region comes from the metadata service"
+
+    again = notify(moto_url, imds_url, b, "notify-move")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "already on" in again.stdout
+    assert address(ec2, allocation)["AssociationId"] == after_move["AssociationId"], "no new association was made"
+
+
+def test_a_vip_on_no_instance_is_taken(ec2, two_instances, moto_url, imds_url):
+    allocation = vip(ec2, "notify-free")
+    result = notify(moto_url, imds_url, two_instances[0], "notify-free")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert address(ec2, allocation)["InstanceId"] == two_instances[0]
+
+
+def test_only_the_vip_with_the_right_tag_moves(ec2, two_instances, moto_url, imds_url):
+    a, b = two_instances
+    other = vip(ec2, "notify-other")
+    ec2.associate_address(AllocationId=other, InstanceId=a)
+    result = notify(moto_url, imds_url, b, "notify-missing", attempts=2)
+    assert result.returncode == 1
+    assert "no Elastic IP is tagged harbor-ha:vip=notify-missing" in result.stdout
+    assert "giving up after 2 attempts" in result.stdout
+    assert address(ec2, other)["InstanceId"] == a
+
+
+def test_usage_error_without_a_name():
+    result = subprocess.run(["bash", str(TEMPLATES / "vip-notify.sh")], capture_output=True, text=True)
+    assert result.returncode == 2 and "usage" in result.stderr
+
+
+def test_programs_pass_shellcheck():
+    shellcheck = require_tool("shellcheck")
+    scripts = sorted(Path(TEMPLATES).glob("*.sh"))
+    assert {p.name for p in scripts} >= {"vip-notify.sh", "check-harbor-health.sh", "lvs-nat-setup.sh"}
+    result = subprocess.run([shellcheck, *map(str, scripts)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
