@@ -8,14 +8,15 @@ Run against one Harbor (the "local" one) with the Harbors it must push to (its "
 For each peer it keeps, on the local Harbor (Harbor REST API v2.0):
 
 * one registry endpoint ``harbor-ha-<peer>`` of type ``harbor``, holding the peer's robot or admin credential;
-* a push policy ``harbor-ha-<peer>-event`` with an ``event_based`` trigger: every push (and, by default,
-  every deletion) is replicated at once;
+* a push policy ``harbor-ha-<peer>-event`` with an ``event_based`` trigger: every push, and by default every
+  deletion, is replicated at once, so that peers serve what this Harbor serves;
 * a push policy ``harbor-ha-<peer>-scheduled`` with a ``scheduled`` trigger (default hourly) that replicates
   everything again. Event-based replication drops the events that happen while the peer is down, and two-way
-  sync then diverges (goharbor#21119); the full sync heals that. It never replicates deletions: in
-  master-master it would delete from the peer what the peer received while this Harbor was down. It runs with
-  ``single_active_replication`` so that a full sync longer than the schedule period does not overlap itself
-  (the event policy does not: that option would drop events).
+  sync then diverges (goharbor#21119); the full sync heals that. By default it does not replicate deletions:
+  in master-master it would delete from the peer what the peer received while this Harbor was down. So a
+  deletion missed while a peer was down is not healed (in master-master the peer's full sync even restores
+  it): delete again once both are up. It runs with ``single_active_replication`` so that a full sync longer
+  than the schedule period does not overlap itself (not the event policy: that option would drop events).
 
 Replication loops in master-master: both Harbors push, neither pulls (a pull policy on top would copy each
 artifact twice). An artifact replicated A -> B raises a push event on B whose replication back to A finds
@@ -26,8 +27,17 @@ Idempotent: existing registries and policies are looked up by name; a second run
 registry or policy whose fields differ from what this module wants is updated with PUT. Harbor never returns
 a registry's secret, so a rotated password with an unchanged user name needs ``--refresh-credentials``.
 
-This file runs standalone on a bare Amazon Linux 2023 node (``python3 /opt/harbor-ha/replication.py ...``):
-Python 3.9+ standard library only, plus boto3 when importable, else the ``aws`` CLI, for AWS Secrets Manager.
+The peer's account is a system administrator or a system robot account allowed to create projects and
+push and delete artifacts in every project (replication creates missing projects on the destination).
+
+This file runs standalone on a bare Amazon Linux 2023 node: Python 3.9+ standard library only, plus boto3
+when importable, else the ``aws`` CLI, for AWS Secrets Manager. For example, on the master at boot::
+
+    python3 /opt/harbor-ha/replication.py --local https://harbor-master.example.com \
+        --local-secret arn:aws:secretsmanager:eu-west-1:123456789012:secret:harbor-ha/admin \
+        --peer replica-1=https://harbor-replica-1.example.com \
+        --peer-secret replica-1=arn:aws:secretsmanager:eu-west-1:123456789012:secret:harbor-ha/robot \
+        --ca-bundle /etc/harbor-ha/ca.pem --region eu-west-1
 """
 
 from __future__ import annotations
