@@ -11,5 +11,5 @@ if [ $# -ne 1 ]; then
   echo "usage: check-harbor-health URL" >&2
   exit 2
 fi
-body=$(curl --silent --show-error --insecure --max-time 3 "$1") || exit 1
+body=$(curl --fail --silent --show-error --insecure --max-time 3 "$1") || exit 1
 printf '%s' "$body" | tr -d ' \t\r\n' | grep -q '^{"status":"healthy"'
