@@ -3,7 +3,6 @@ generated once into Secrets Manager."""
 
 from __future__ import annotations
 
-import re
 from types import SimpleNamespace
 
 import pytest
@@ -13,27 +12,16 @@ from harbor_ha.constructs.cache import HarborCache, HarborCacheProps
 from harbor_ha.settings import HarborHaSettings
 from harbor_ha.stacks.base import HarborHaStack
 
-from conftest import resources
-
-VPC = "vpc-0123456789abcdef0"
-SUBNETS = ("subnet-0000000000000001a", "subnet-0000000000000001b")
-ASSUME_EC2 = ('{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole",'
-              '"Principal":{"Service":"ec2.amazonaws.com"}}]}')
+from data_tier_helpers import ASSUME_EC2, PRIVATE_SUBNETS, VPC, assert_grants_secret_read, assert_rejected, one
 
 
 def props(**changes) -> HarborCacheProps:
-    return HarborCacheProps(**{"name": "harbor", "vpc_id": VPC, "subnet_ids": SUBNETS, **changes})
+    return HarborCacheProps(**{"name": "harbor", "vpc_id": VPC, "subnet_ids": PRIVATE_SUBNETS, **changes})
 
 
 def build(app, stack_id, settings, **changes):
     stack = HarborHaStack(app, stack_id, settings=settings)
     return stack, HarborCache(stack, "cache", props=props(**changes))
-
-
-def one(doc: dict, kind: str) -> tuple[str, dict]:
-    found = resources(doc, kind)
-    assert len(found) == 1, f"expected one {kind}, got {sorted(found)}"
-    return next(iter(found.items()))
 
 
 def test_replication_group_fails_over_and_is_encrypted(app, stack_id, settings, synth):
@@ -43,7 +31,7 @@ def test_replication_group_fails_over_and_is_encrypted(app, stack_id, settings, 
     key_name, key = one(doc, "aws_kms_key")
     assert key["enable_key_rotation"] is True
     subnets_name, subnets = one(doc, "aws_elasticache_subnet_group")
-    assert subnets["subnet_ids"] == list(SUBNETS)
+    assert subnets["subnet_ids"] == list(PRIVATE_SUBNETS)
     group_name, security_group = one(doc, "aws_security_group")
     assert security_group["egress"] == [] and "ingress" not in security_group
     expected = {
@@ -87,15 +75,7 @@ def test_allow_from_and_grant_read_auth_token(app, stack_id, settings, synth):
     assert (rule["security_group_id"], rule["referenced_security_group_id"], rule["ip_protocol"], rule["from_port"],
             rule["to_port"]) == (f"${{aws_security_group.{group_name}.id}}", "sg-0123456789abcdef0", "tcp", 6379, 6379)
     secret_name, _ = one(doc, "aws_secretsmanager_secret")
-    key_name, _ = one(doc, "aws_kms_key")
-    grant = one(doc, "aws_iam_role_policy")[1]
-    document_name = re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(.+)\.json\}", grant["policy"]).group(1)
-    statements = doc["data"]["aws_iam_policy_document"][document_name]["statement"]
-    assert [(sorted(s["actions"]), s["resources"]) for s in statements] == [
-        (["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
-         [f"${{aws_secretsmanager_secret.{secret_name}.arn}}"]),
-        (["kms:Decrypt"], [f"${{aws_kms_key.{key_name}.arn}}"]),
-    ]
+    assert_grants_secret_read(doc, f"${{aws_secretsmanager_secret.{secret_name}.arn}}")
 
 
 def test_more_nodes_become_replicas_of_the_one_shard(app, stack_id, settings, synth):
@@ -105,28 +85,27 @@ def test_more_nodes_become_replicas_of_the_one_shard(app, stack_id, settings, sy
 
 
 def test_from_settings_maps_the_cache_settings():
-    network = SimpleNamespace(vpc_id=VPC, private_subnet_ids=list(SUBNETS))
+    network = SimpleNamespace(vpc_id=VPC, private_subnet_ids=list(PRIVATE_SUBNETS))
     settings = HarborHaSettings(name="reg", cache_node_type="cache.r7g.large", cache_node_count=3,
                                 redis_engine_version="7.0")
     assert HarborCacheProps.from_settings(settings, network) == HarborCacheProps(
-        name="reg", vpc_id=VPC, subnet_ids=SUBNETS, node_type="cache.r7g.large", node_count=3, engine_version="7.0")
+        name="reg", vpc_id=VPC, subnet_ids=PRIVATE_SUBNETS, node_type="cache.r7g.large", node_count=3, engine_version="7.0")
 
 
 @pytest.mark.parametrize(("changes", "prop", "allowed"), [
     (dict(node_count=1), "node_count", "from 2 to 6"),
     (dict(node_count=7), "node_count", "from 2 to 6"),
     (dict(snapshot_retention_days=-1), "snapshot_retention_days", "from 0 to 35"),
-    (dict(subnet_ids=SUBNETS[:1]), "subnet_ids", "at least 2"),
+    (dict(subnet_ids=PRIVATE_SUBNETS[:1]), "subnet_ids", "at least 2"),
     (dict(node_type="t4g.medium"), "node_type", "cache.t4g.medium"),
     (dict(engine_version="7"), "engine_version", "such as 7.1"),
     (dict(name="Harbor"), "name", "lower-case"),
 ])
 def test_bad_props_name_the_prop_and_what_is_allowed(changes, prop, allowed):
-    with pytest.raises(ValueError, match=rf"^{prop} = .*: allowed is .*{re.escape(allowed)}"):
-        props(**changes)
+    assert_rejected(lambda: props(**changes), prop, allowed)
 
 
-def test_snapshot(app, stack_id, settings, synth, snapshot):
+def test_cache_construct_snapshot(app, stack_id, settings, synth, snapshot):
     stack, cache = build(app, stack_id, settings)
     cache.allow_from(SimpleNamespace(security_group_id="sg-0123456789abcdef0"))
     assert synth(stack) == snapshot

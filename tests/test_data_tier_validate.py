@@ -18,10 +18,9 @@ from harbor_ha.stacks.base import HarborHaStack
 from harbor_ha.terraform_config import terraform_env
 
 from conftest import TEST_LOCAL_ENDPOINT, CdktfTesting, require_tool, resources
+from data_tier_helpers import ASSUME_EC2
 
 SECRET_KEYS = ("password", "master_password", "auth_token", "secret_string", "random_password")
-ASSUME_EC2 = ('{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole",'
-              '"Principal":{"Service":"ec2.amazonaws.com"}}]}')
 
 
 class HarborNodes(Construct):

@@ -3,7 +3,6 @@ master password, and a security group closed until allow_from."""
 
 from __future__ import annotations
 
-import re
 from types import SimpleNamespace
 
 import pytest
@@ -14,27 +13,17 @@ from harbor_ha.settings import HarborHaSettings
 from harbor_ha.stacks.base import HarborHaStack
 
 from conftest import resources
-
-VPC = "vpc-0123456789abcdef0"
-SUBNETS = ("subnet-0000000000000001a", "subnet-0000000000000001b")
-ASSUME_EC2 = ('{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole",'
-              '"Principal":{"Service":"ec2.amazonaws.com"}}]}')
+from data_tier_helpers import ASSUME_EC2, PRIVATE_SUBNETS, VPC, assert_grants_secret_read, assert_rejected, one
 
 
 def props(**changes) -> HarborDatabaseProps:
-    return HarborDatabaseProps(**{"name": "harbor", "vpc_id": VPC, "subnet_ids": SUBNETS, **changes})
+    return HarborDatabaseProps(**{"name": "harbor", "vpc_id": VPC, "subnet_ids": PRIVATE_SUBNETS, **changes})
 
 
 def build(app, stack_id, settings, synth, **changes):
     stack = HarborHaStack(app, stack_id, settings=settings)
     database = HarborDatabase(stack, "database", props=props(**changes))
     return stack, database
-
-
-def one(doc: dict, kind: str) -> tuple[str, dict]:
-    found = resources(doc, kind)
-    assert len(found) == 1, f"expected one {kind}, got {sorted(found)}"
-    return next(iter(found.items()))
 
 
 def test_postgres_defaults_are_multi_az_encrypted_tls_only_with_a_managed_password(app, stack_id, settings, synth):
@@ -62,7 +51,7 @@ def test_postgres_defaults_are_multi_az_encrypted_tls_only_with_a_managed_passwo
     assert parameters["parameter"] == [{"name": "rds.force_ssl", "value": "1"}]
     assert db["parameter_group_name"] == f"${{aws_db_parameter_group.{parameters_name}.name}}"
     subnets_name, subnets = one(doc, "aws_db_subnet_group")
-    assert subnets["subnet_ids"] == list(SUBNETS)
+    assert subnets["subnet_ids"] == list(PRIVATE_SUBNETS)
     assert db["db_subnet_group_name"] == f"${{aws_db_subnet_group.{subnets_name}.name}}"
 
     group_name, group = one(doc, "aws_security_group")
@@ -95,15 +84,7 @@ def test_grant_read_master_secret(app, stack_id, settings, synth):
     database.grant_read_master_secret(IamRole(stack, "harbor-role", assume_role_policy=ASSUME_EC2))
     doc = synth(stack)
     db_name, _ = one(doc, "aws_db_instance")
-    key_name, _ = one(doc, "aws_kms_key")
-    grant = one(doc, "aws_iam_role_policy")[1]
-    document_name = re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(.+)\.json\}", grant["policy"]).group(1)
-    statements = doc["data"]["aws_iam_policy_document"][document_name]["statement"]
-    assert [(sorted(s["actions"]), s["resources"]) for s in statements] == [
-        (["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
-         [f"${{aws_db_instance.{db_name}.master_user_secret[0].secret_arn}}"]),
-        (["kms:Decrypt"], [f"${{aws_kms_key.{key_name}.arn}}"]),
-    ]
+    assert_grants_secret_read(doc, f"${{aws_db_instance.{db_name}.master_user_secret[0].secret_arn}}")
 
 
 def test_mariadb_for_a_legacy_harbor(app, stack_id, settings, synth):
@@ -122,11 +103,11 @@ def test_mariadb_for_a_legacy_harbor(app, stack_id, settings, synth):
 
 
 def test_from_settings_maps_the_database_settings():
-    network = SimpleNamespace(vpc_id=VPC, private_subnet_ids=list(SUBNETS))
+    network = SimpleNamespace(vpc_id=VPC, private_subnet_ids=list(PRIVATE_SUBNETS))
     settings = HarborHaSettings(name="reg", target="aws", db_instance_class="db.r6g.xlarge", db_engine_version="16.4",
                                 db_allocated_storage_gib=200, db_backup_retention_days=30)
     assert HarborDatabaseProps.from_settings(settings, network) == HarborDatabaseProps(
-        name="reg", vpc_id=VPC, subnet_ids=SUBNETS, engine="postgres", harbor_version="2.15.2", engine_version="16.4",
+        name="reg", vpc_id=VPC, subnet_ids=PRIVATE_SUBNETS, engine="postgres", harbor_version="2.15.2", engine_version="16.4",
         instance_class="db.r6g.xlarge", allocated_storage_gib=200, backup_retention_days=30,
         deletion_protection=True, final_snapshot=True)
     local = HarborDatabaseProps.from_settings(HarborHaSettings(), network)
@@ -142,17 +123,16 @@ def test_from_settings_maps_the_database_settings():
     (dict(harbor_version="latest"), "harbor_version", "X.Y.Z"),
     (dict(engine_version="sixteen"), "engine_version", "a PostgreSQL version"),
     (dict(engine="mariadb", harbor_version="1.5.0", engine_version="10"), "engine_version", "a MariaDB version"),
-    (dict(subnet_ids=SUBNETS[:1]), "subnet_ids", "at least 2"),
+    (dict(subnet_ids=PRIVATE_SUBNETS[:1]), "subnet_ids", "at least 2"),
     (dict(instance_class="m6g.large"), "instance_class", "db.m6g.large"),
     (dict(allocated_storage_gib=10), "allocated_storage_gib", "from 20 to 65536"),
     (dict(backup_retention_days=0), "backup_retention_days", "from 1 to 35"),
 ])
 def test_bad_props_name_the_prop_and_what_is_allowed(changes, prop, allowed):
-    with pytest.raises(ValueError, match=rf"^{prop} = .*: allowed is .*{re.escape(allowed)}"):
-        props(**changes)
+    assert_rejected(lambda: props(**changes), prop, allowed)
 
 
-def test_snapshot(app, stack_id, settings, synth, snapshot):
+def test_database_construct_snapshot(app, stack_id, settings, synth, snapshot):
     stack, database = build(app, stack_id, settings, synth)
     database.allow_from(SimpleNamespace(security_group_id="sg-0123456789abcdef0"))
     assert synth(stack) == snapshot

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from harbor_ha.aws import IamRole
@@ -11,10 +9,7 @@ from harbor_ha.constructs.storage import RegistryStorage, RegistryStorageProps
 from harbor_ha.settings import HarborHaSettings
 from harbor_ha.stacks.base import HarborHaStack
 
-from conftest import resources
-
-ASSUME_EC2 = ('{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole",'
-              '"Principal":{"Service":"ec2.amazonaws.com"}}]}')
+from data_tier_helpers import ASSUME_EC2, assert_rejected, one, policy_statements
 
 
 def build(app, stack_id, settings, synth, **props):
@@ -23,12 +18,6 @@ def build(app, stack_id, settings, synth, **props):
     role = IamRole(stack, "harbor-role", assume_role_policy=ASSUME_EC2)
     storage.grant_read_write(role)
     return storage, synth(stack)
-
-
-def one(doc: dict, kind: str) -> tuple[str, dict]:
-    found = resources(doc, kind)
-    assert len(found) == 1, f"expected one {kind}, got {sorted(found)}"
-    return next(iter(found.items()))
 
 
 def test_bucket_is_private_versioned_encrypted_and_tls_only(app, stack_id, settings, synth):
@@ -61,8 +50,7 @@ def test_bucket_is_private_versioned_encrypted_and_tls_only(app, stack_id, setti
     assert f"aws_s3_bucket_versioning.{versioning_name}" in lifecycle["depends_on"]
 
     policy = one(doc, "aws_s3_bucket_policy")[1]
-    document_name = re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(.+)\.json\}", policy["policy"]).group(1)
-    (deny,) = doc["data"]["aws_iam_policy_document"][document_name]["statement"]
+    (deny,) = policy_statements(doc, policy["policy"])
     assert deny["effect"] == "Deny" and deny["actions"] == ["s3:*"]
     assert deny["resources"] == [bucket_arn, f"{bucket_arn}/*"]
     assert deny["condition"] == [{"test": "Bool", "variable": "aws:SecureTransport", "values": ["false"]}]
@@ -78,8 +66,7 @@ def test_grant_read_write_is_exactly_what_the_registry_driver_needs(app, stack_i
     key_name, _ = one(doc, "aws_kms_key")
     grant = one(doc, "aws_iam_role_policy")[1]
     assert grant["role"] == "${aws_iam_role.harbor-role.name}"
-    document_name = re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(.+)\.json\}", grant["policy"]).group(1)
-    statements = doc["data"]["aws_iam_policy_document"][document_name]["statement"]
+    statements = policy_statements(doc, grant["policy"])
     bucket_arn = f"${{aws_s3_bucket.{bucket_name}.arn}}"
     assert [(s["effect"], sorted(s["actions"]), s["resources"]) for s in statements] == [
         ("Allow", ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"], [bucket_arn]),
@@ -111,10 +98,9 @@ def test_from_settings_destroys_only_unprotected_buckets():
     (dict(abort_incomplete_upload_days=True), "abort_incomplete_upload_days", "from 1 to 365"),
 ])
 def test_bad_props_name_the_prop_and_what_is_allowed(props, prop, allowed):
-    with pytest.raises(ValueError, match=rf"^{prop} = .*: allowed is .*{re.escape(allowed)}"):
-        RegistryStorageProps(**{"name": "harbor", **props})
+    assert_rejected(lambda: RegistryStorageProps(**{"name": "harbor", **props}), prop, allowed)
 
 
-def test_snapshot(app, stack_id, settings, synth, snapshot):
+def test_storage_construct_snapshot(app, stack_id, settings, synth, snapshot):
     _, doc = build(app, stack_id, settings, synth)
     assert doc == snapshot
