@@ -86,7 +86,7 @@ class HarborCache(Construct):
         secret = SecretsmanagerSecret(self, "auth-token", name_prefix=f"{group_id}-auth-token-",
                                       kms_key_id=self.key.arn,
                                       description=f"{props.name}: AUTH token of the Harbor Redis")
-        # Redis AUTH accepts printable ASCII without punctuation troubles; 64 characters of letters and digits.
+        # ElastiCache rejects some punctuation (@ " /) in AUTH tokens: letters and digits only, 64 of them.
         generated = DataAwsSecretsmanagerRandomPassword(self, "auth-token-generator", password_length=64,
                                                         exclude_punctuation=True, include_space=False)
         # The data source yields a new value on every plan; keep the first one so a plan after apply is empty.

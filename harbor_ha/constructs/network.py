@@ -33,8 +33,9 @@ class HarborNetworkProps:
     availability_zones: tuple[str, ...] = ()
     """New VPC: the AZs to spread over, 2 to 6. Default none (required unless ``vpc_id`` is given)."""
     vpc_cidr: str = "10.40.0.0/16"
-    """New VPC: its IPv4 network, /16 to /22. Default ``10.40.0.0/16``. It is split into equal subnets,
-    the first half-block public, then private, one of each per AZ."""
+    """New VPC: its IPv4 network, /16 to /22. Default ``10.40.0.0/16``. It is split into the fewest equal
+    blocks (a power of two) that give each AZ two: the first blocks are the public subnets, the next the
+    private ones."""
     single_nat_gateway: bool = False
     """New VPC: one NAT gateway for all AZs instead of one per AZ (cheaper, but an outage of its AZ cuts
     every private subnet off the internet). Default False."""
