@@ -1,0 +1,175 @@
+"""``harbor-ha``: deploy, check and remove harbor-ha stacks, and manage the local AWS emulator.
+
+    harbor-ha up active-active        synth + terraform init/apply, then the outputs
+    harbor-ha verify active-active    check the deployment with boto3 (exit 1 on any failure)
+    harbor-ha plan active-active      exit 0: no changes, 2: changes
+    harbor-ha outputs active-active   JSON, sensitive values masked
+    harbor-ha down active-active      destroy
+    harbor-ha local start|stop|status|reset
+    harbor-ha env                     shell exports for running ``cdktf deploy`` offline
+    harbor-ha replicate ...           configure Harbor replication (see ``harbor-ha replicate --help``)
+
+Every command that changes something first prints the target, region and account.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from harbor_ha.settings import STACK_NAMES, SettingsError, load_settings
+
+PROG = "harbor-ha"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Highly available Harbor on AWS: deploy and check "
+                                     "harbor-ha stacks on the target chosen by the 'target' setting (local|aws).")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, text in (("up", "synthesize and deploy STACK (terraform init + apply)"),
+                       ("verify", "check the deployed STACK against its design, one line per check"),
+                       ("outputs", "print STACK's outputs as JSON (sensitive values masked)"),
+                       ("down", "destroy every resource of STACK"),
+                       ("plan", "show what a deploy would change; exit 0 if nothing, 2 if something")):
+        command = commands.add_parser(name, help=text, description=text)
+        command.add_argument("stack", metavar="STACK", choices=STACK_NAMES, help=" | ".join(STACK_NAMES))
+    local = commands.add_parser("local", help="manage the local AWS emulator (target 'local')")
+    local.add_argument("action", choices=("start", "stop", "status", "reset"),
+                       help="start (or reuse) | stop (discards what was deployed on it) | status | "
+                            "reset (empty it and forget the local Terraform state)")
+    commands.add_parser("env", help="print shell exports for 'cdktf deploy' (offline provider mirror): "
+                        'eval "$(harbor-ha env)"')
+    commands.add_parser("replicate", help="configure Harbor replication between deployed Harbors",
+                        add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["replicate"]:
+        from harbor_ha.replication import main as replicate
+
+        return replicate(argv[1:])
+    args = build_parser().parse_args(argv)
+    from harbor_ha.deploy import CredentialsMissing, DeployError
+    from harbor_ha.local.emulator import EmulatorError
+    from harbor_ha.target import LocalTargetNotRunning
+
+    try:
+        return COMMANDS[args.command](args)
+    except (SettingsError, CredentialsMissing, EmulatorError, LocalTargetNotRunning) as error:
+        print(f"{PROG}: {error}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as error:
+        if not (error.name or "").startswith("harbor_ha.stacks."):
+            raise
+        print(f"{PROG}: stack {args.stack} is not part of this harbor-ha version", file=sys.stderr)
+        return 2
+    except DeployError as error:
+        print(f"{PROG}: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _announce(run, action: str) -> None:
+    print(f"{PROG}: {action} {run.stack} on {run.target.describe()}", flush=True)
+
+
+def _run(args, stream: bool = True):
+    from harbor_ha.deploy import StackRun
+
+    return StackRun(args.stack, load_settings(), stream=stream)
+
+
+def cmd_up(args) -> int:
+    run = _run(args)
+    _announce(run, "deploying")
+    run.synth()
+    run.init()
+    run.terraform("apply", skip_plan=True)
+    outputs = run.outputs(mask_sensitive=True)
+    print(f"{PROG}: {args.stack} is deployed; outputs:")
+    for name, value in sorted(outputs.items()):
+        print(f"  {name} = {json.dumps(value)}")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from harbor_ha.verify import verify
+
+    checks = verify(args.stack, load_settings())
+    failed = sum(not c.ok for c in checks)
+    print(f"{PROG}: {len(checks) - failed} of {len(checks)} checks passed")
+    return 1 if failed else 0
+
+
+def cmd_outputs(args) -> int:
+    from harbor_ha.deploy import outputs
+
+    print(json.dumps(outputs(args.stack, load_settings(), mask_sensitive=True), indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_down(args) -> int:
+    from harbor_ha.deploy import destroy
+
+    run = _run(args)
+    _announce(run, "destroying")
+    destroy(args.stack, run.settings)
+    return 0
+
+
+def cmd_plan(args) -> int:
+    run = _run(args)
+    _announce(run, "planning")
+    run.synth()
+    run.init()
+    code, _ = run.terraform("plan", ok=(0, 2))
+    return code
+
+
+def cmd_local(args) -> int:
+    from harbor_ha.local import emulator
+
+    if args.action == "start":
+        running, started = emulator.start()
+        print(f"{PROG}: local AWS emulator {'started' if started else 'already running'} at {running.endpoint} "
+              f"(pid {running.pid}, account {emulator.ACCOUNT_ID}, log {emulator.local_dir() / 'server.log'})")
+    elif args.action == "stop":
+        stopped = emulator.stop()
+        print(f"{PROG}: local AWS emulator " + ("stopped; what was deployed on it is gone (run "
+              f"'{PROG} local reset' to forget its Terraform state)" if stopped else "was not running"))
+    elif args.action == "status":
+        running = emulator.status()
+        stale = emulator.local_state_files()
+        if running:
+            print(f"{PROG}: local AWS emulator running at {running.endpoint} (pid {running.pid})")
+            return 0
+        print(f"{PROG}: local AWS emulator not running" + (
+            f"; local Terraform state still lists resources that went with it: run '{PROG} local reset'"
+            if stale else ""))
+        return 1
+    else:
+        removed = emulator.reset()
+        print(f"{PROG}: local AWS emulator emptied (if running); removed local state: "
+              + (", ".join(str(p) for p in removed) or "none"))
+    return 0
+
+
+def cmd_env(args) -> int:
+    from harbor_ha.terraform_config import terraform_env
+
+    env = terraform_env(load_settings().provider_mirror)
+    for name in ("TF_CLI_CONFIG_FILE", "TF_PLUGIN_CACHE_DIR"):
+        if name in env:
+            print(f"export {name}={env[name]}")
+    if "TF_CLI_CONFIG_FILE" not in env:
+        print("# no provider mirror found: terraform installs providers from the public registry")
+    return 0
+
+
+COMMANDS = {"up": cmd_up, "verify": cmd_verify, "outputs": cmd_outputs, "down": cmd_down, "plan": cmd_plan,
+            "local": cmd_local, "env": cmd_env}

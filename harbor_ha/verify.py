@@ -1,0 +1,274 @@
+"""Check a deployed stack against its intent with boto3, one line per check.
+
+The resources to check come from the stack's Terraform state (``terraform show -json``), so ``verify``
+knows exactly which instance, address, database, cache and bucket belong to the stack; the checks are
+per resource type, so every stack is covered by the same code:
+
+- instances: running, in one of the deployment's AZs, IMDSv2 required, the instance profile as deployed;
+- VIP (Elastic IP association): the address is on the node it was given to or on a peer of the same role
+  (same security groups), as keepalived may have moved it;
+- RDS: available, Multi-AZ, encrypted; ElastiCache: available, automatic failover;
+- S3: versioned, SSE-KMS, public access blocked;
+- security groups: every live ingress rule is one the stack declares (nothing opened behind its back),
+  and every declared rule is live.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from harbor_ha.deploy import StackRun, Target
+from harbor_ha.settings import HarborHaSettings
+
+
+@dataclass(frozen=True)
+class Check:
+    ok: bool
+    what: str
+
+    def line(self) -> str:
+        return f"{'PASS' if self.ok else 'FAIL'}  {self.what}"
+
+
+class Live:
+    """boto3 clients for the target, per region."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self._clients: dict = {}
+
+    def __call__(self, service: str, region: str | None = None):
+        region = region or self.target.region
+        key = (service, region)
+        if key not in self._clients:
+            import boto3
+
+            options: dict = {"region_name": region}
+            if self.target.endpoint:
+                from harbor_ha.target import LOCAL_ACCESS_KEY
+
+                options.update(endpoint_url=self.target.endpoint, aws_access_key_id=LOCAL_ACCESS_KEY,
+                               aws_secret_access_key=LOCAL_ACCESS_KEY)
+            self._clients[key] = boto3.client(service, **options)
+        return self._clients[key]
+
+
+def state_resources(state: dict) -> list[dict]:
+    """Managed resources of ``terraform show -json`` output, modules included."""
+    found = []
+    modules = [state.get("values", {}).get("root_module", {})]
+    while modules:
+        module = modules.pop()
+        found += [r for r in module.get("resources", []) if r.get("mode") == "managed"]
+        modules += module.get("child_modules", [])
+    return found
+
+
+def _region(values: dict, default: str) -> str:
+    arn = values.get("arn") or ""
+    parts = arn.split(":")
+    return values.get("region") or (parts[3] if len(parts) > 3 and parts[3] else default)
+
+
+def check_state(state: dict, live: Live, zones: Iterable[str]) -> list[Check]:
+    resources = state_resources(state)
+    by_type: dict[str, list[dict]] = {}
+    for resource in resources:
+        by_type.setdefault(resource["type"], []).append(resource["values"])
+    checks: list[Check] = []
+    for kind, check in CHECKS.items():
+        for values in by_type.get(kind, []):
+            checks += check(values, live, by_type, tuple(zones))
+    return checks
+
+
+def _instances(live: Live, ids: list[str], region: str) -> dict[str, dict]:
+    if not ids:
+        return {}
+    pages = live("ec2", region).describe_instances(InstanceIds=ids)["Reservations"]
+    return {i["InstanceId"]: i for r in pages for i in r["Instances"]}
+
+
+def check_instance(values: dict, live: Live, by_type: dict, zones: tuple) -> list[Check]:
+    instance_id = values["id"]
+    region = _region(values, live.target.region)
+    try:
+        instance = _instances(live, [instance_id], region)[instance_id]
+    except Exception as error:  # the instance is gone: one failed check, not a crash
+        return [Check(False, f"instance {instance_id} exists ({error})")]
+    zone = instance["Placement"]["AvailabilityZone"]
+    state = instance["State"]["Name"]
+    tokens = instance.get("MetadataOptions", {}).get("HttpTokens")
+    checks = [
+        Check(state == "running", f"instance {instance_id} is running (state {state})"),
+        Check(zone in zones and zone == values.get("availability_zone"),
+              f"instance {instance_id} is in AZ {zone} (expected one of {', '.join(zones)})"),
+        Check(tokens == "required", f"instance {instance_id} requires IMDSv2 (http_tokens {tokens})"),
+    ]
+    profile = values.get("iam_instance_profile")
+    if profile:
+        arn = instance.get("IamInstanceProfile", {}).get("Arn", "")
+        checks.append(Check(arn.endswith(f"/{profile}"),
+                            f"instance {instance_id} has instance profile {profile} (live: {arn or 'none'})"))
+    return checks
+
+
+def check_eip_association(values: dict, live: Live, by_type: dict, zones: tuple) -> list[Check]:
+    allocation = values["allocation_id"]
+    region = _region(values, live.target.region)
+    addresses = live("ec2", region).describe_addresses(AllocationIds=[allocation])["Addresses"]
+    address = addresses[0] if addresses else {}
+    holder = address.get("InstanceId") or ""
+    if not holder and address.get("NetworkInterfaceId"):
+        interface = live("ec2", region).describe_network_interfaces(
+            NetworkInterfaceIds=[address["NetworkInterfaceId"]])["NetworkInterfaces"][0]
+        holder = interface.get("Attachment", {}).get("InstanceId", "")
+    intended = values.get("instance_id") or ""
+    if not intended and values.get("network_interface_id"):
+        for eni in by_type.get("aws_network_interface", []):
+            if eni["id"] == values["network_interface_id"]:
+                intended = next((a.get("instance") for a in eni.get("attachment") or []), "") or ""
+        if not intended:
+            for instance in by_type.get("aws_instance", []):
+                if values["network_interface_id"] in {n.get("network_interface_id")
+                                                       for n in instance.get("network_interface") or []}:
+                    intended = instance["id"]
+    peers = _same_role(intended, by_type)
+    shown = address.get("PublicIp", allocation)
+    return [Check(bool(holder) and holder in peers,
+                  f"VIP {shown} is associated with {holder or 'nothing'} "
+                  f"(expected {intended} or a peer of the same role: {', '.join(sorted(peers - {intended})) or 'none'})")]
+
+
+def _same_role(instance_id: str, by_type: dict) -> set[str]:
+    """The instance and the stack's other instances with the same security groups (its keepalived peers)."""
+    instances = {i["id"]: i for i in by_type.get("aws_instance", [])}
+    if instance_id not in instances:
+        return {instance_id} if instance_id else set()
+
+    def groups(instance: dict) -> frozenset:
+        return frozenset(instance.get("vpc_security_group_ids") or ())
+
+    return {i for i, v in instances.items() if groups(v) == groups(instances[instance_id])}
+
+
+def check_db_instance(values: dict, live: Live, by_type: dict, zones: tuple) -> list[Check]:
+    name = values["identifier"]
+    try:
+        db = live("rds", _region(values, live.target.region)).describe_db_instances(
+            DBInstanceIdentifier=name)["DBInstances"][0]
+    except Exception as error:
+        return [Check(False, f"database {name} exists ({error})")]
+    return [
+        Check(db["DBInstanceStatus"] == "available", f"database {name} is available ({db['DBInstanceStatus']})"),
+        Check(bool(db.get("MultiAZ")), f"database {name} is Multi-AZ"),
+        Check(bool(db.get("StorageEncrypted")), f"database {name} is encrypted at rest"),
+    ]
+
+
+def check_replication_group(values: dict, live: Live, by_type: dict, zones: tuple) -> list[Check]:
+    name = values["id"]
+    try:
+        group = live("elasticache", _region(values, live.target.region)).describe_replication_groups(
+            ReplicationGroupId=name)["ReplicationGroups"][0]
+    except Exception as error:
+        return [Check(False, f"Redis replication group {name} exists ({error})")]
+    return [
+        Check(group["Status"] == "available", f"Redis replication group {name} is available ({group['Status']})"),
+        Check(group.get("AutomaticFailover") == "enabled",
+              f"Redis replication group {name} has automatic failover ({group.get('AutomaticFailover')})"),
+    ]
+
+
+def check_bucket(values: dict, live: Live, by_type: dict, zones: tuple) -> list[Check]:
+    bucket = values["bucket"]
+    s3 = live("s3", _region(values, live.target.region))
+    status = s3.get_bucket_versioning(Bucket=bucket).get("Status", "never enabled")
+    try:
+        rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+        algorithms = {r["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] for r in rules}
+    except Exception:
+        algorithms = set()
+    try:
+        block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    except Exception:
+        block = {}
+    return [
+        Check(status == "Enabled", f"bucket {bucket} is versioned ({status})"),
+        Check(bool(algorithms) and algorithms <= {"aws:kms", "aws:kms:dsse"},
+              f"bucket {bucket} is encrypted with SSE-KMS ({', '.join(sorted(algorithms)) or 'none'})"),
+        Check(len(block) == 4 and all(block.values()), f"bucket {bucket} blocks all public access"),
+    ]
+
+
+def _rule_key(protocol, from_port, to_port, source) -> tuple:
+    protocol = str(protocol)
+    if protocol in ("-1", "all"):
+        from_port = to_port = -1
+        protocol = "-1"
+    return protocol, int(from_port if from_port is not None else -1), int(to_port if to_port is not None else -1), source
+
+
+def check_security_group(values: dict, live: Live, by_type: dict, zones: tuple) -> list[Check]:
+    group_id = values["id"]
+    name = values.get("name") or group_id
+    declared = {_rule_key(r["protocol"], r["from_port"], r["to_port"], s)
+                for r in values.get("ingress") or []
+                for s in (r.get("cidr_blocks") or []) + (r.get("security_groups") or [])}
+    for rule in by_type.get("aws_vpc_security_group_ingress_rule", []):
+        if rule["security_group_id"] == group_id:
+            source = rule.get("referenced_security_group_id") or rule.get("cidr_ipv4") or rule.get("prefix_list_id")
+            declared.add(_rule_key(rule["ip_protocol"], rule.get("from_port"), rule.get("to_port"), source))
+    for rule in by_type.get("aws_security_group_rule", []):
+        if rule["security_group_id"] == group_id and rule["type"] == "ingress":
+            for source in (rule.get("cidr_blocks") or []) + [rule.get("source_security_group_id")]:
+                if source:
+                    declared.add(_rule_key(rule["protocol"], rule["from_port"], rule["to_port"], source))
+    try:
+        group = live("ec2", _region(values, live.target.region)).describe_security_groups(
+            GroupIds=[group_id])["SecurityGroups"][0]
+    except Exception as error:
+        return [Check(False, f"security group {name} exists ({error})")]
+    actual = set()
+    for permission in group.get("IpPermissions", []):
+        sources = [r["CidrIp"] for r in permission.get("IpRanges", [])] + \
+                  [p["GroupId"] for p in permission.get("UserIdGroupPairs", [])] + \
+                  [p["PrefixListId"] for p in permission.get("PrefixListIds", [])]
+        for source in sources:
+            actual.add(_rule_key(permission["IpProtocol"], permission.get("FromPort"), permission.get("ToPort"),
+                                 source))
+    names = {g["id"]: g.get("name") or g["id"] for g in by_type.get("aws_security_group", [])}
+
+    def show(rules: set) -> str:
+        return "; ".join(f"{p if p != '-1' else 'all'} {f}-{t} from {names.get(s, s)}" for p, f, t, s in sorted(rules))
+
+    extra, missing = actual - declared, declared - actual
+    return [Check(not extra and not missing,
+                  f"security group {name} admits exactly its declared ingress ({show(declared) or 'none'})"
+                  + (f"; unexpected: {show(extra)}" if extra else "") + (f"; missing: {show(missing)}" if missing else ""))]
+
+
+CHECKS: dict[str, Callable[..., list[Check]]] = {
+    "aws_instance": check_instance,
+    "aws_eip_association": check_eip_association,
+    "aws_db_instance": check_db_instance,
+    "aws_elasticache_replication_group": check_replication_group,
+    "aws_s3_bucket": check_bucket,
+    "aws_security_group": check_security_group,
+}
+
+
+def verify(stack: str, settings: HarborHaSettings | None = None, *, project_dir: str | os.PathLike | None = None,
+           report: Callable[[str], None] | None = print) -> list[Check]:
+    """Check the deployed ``stack``; ``report`` gets one line per check. A stack with nothing deployed
+    is one failed check."""
+    run = StackRun(stack, settings, project_dir, stream=False).ready()
+    state = run.state()
+    checks = check_state(state, Live(run.target), run.settings.zones) if state_resources(state) else [
+        Check(False, f"stack {stack} is deployed on target {run.settings.target} (no resources in its state)")]
+    if report:
+        for check in checks:
+            report(check.line())
+    return checks
