@@ -2,7 +2,9 @@
 
 Large files travel gzip+base64 encoded (cloud-init's ``encoding: gz+b64``) so user-data stays under EC2's
 16 KiB limit; they are compressed deterministically, so the same input gives the same user-data and no
-instance is replaced without a reason. Terraform references (tokens) may appear in any string.
+instance is replaced without a reason. Terraform references (tokens) may appear in any string; a file that
+holds one travels plain. Terraform would read a literal ``${`` or ``%{`` (shell parameter expansion) as its
+own template syntax, so files holding those travel compressed, whatever their size.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import yaml
 USER_DATA_LIMIT = 16 * 1024
 # Files larger than this are compressed.
 COMPRESS_OVER = 1024
+# How an unresolved cdktf token looks in a Python string before synth.
+_TOKEN_MARK = "${TfToken["
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,12 @@ class WriteFile:
 
     def to_cloud_config(self) -> dict:
         entry = {"path": self.path, "owner": self.owner, "permissions": self.permissions}
-        if len(self.content) > COMPRESS_OVER and "${" not in self.content:
+        has_token = _TOKEN_MARK in self.content
+        template_syntax = "%{" in self.content or "${" in self.content.replace(_TOKEN_MARK, "")
+        if has_token and template_syntax:
+            raise ValueError(f"{self.path}: a file holding Terraform references cannot also hold a literal "
+                             "'${' or '%{' (Terraform would read it as a template)")
+        if not has_token and (len(self.content) > COMPRESS_OVER or template_syntax):
             packed = gzip.compress(self.content.encode(), compresslevel=9, mtime=0)
             entry.update(encoding="gz+b64", content=base64.b64encode(packed).decode())
         else:

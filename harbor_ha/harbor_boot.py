@@ -1,0 +1,98 @@
+"""The first-boot steps of a Harbor node, as cloud-config parts that the Harbor fleet and the standalone
+node share: mount the data volume (standalone on EBS), install Docker + compose + the signed Harbor
+installer, fetch the deployment's shared secrets (fleet), write harbor.yml and start Harbor.
+
+Only names and ARNs travel in user-data (``/etc/harbor-ha/harbor.env``); the scripts in
+``templates/harbor`` read every password from Secrets Manager on the node. The Docker compose plugin is
+not packaged for Amazon Linux 2023: it is downloaded from Docker's GitHub release (nodes reach the
+internet through NAT) and checked against the published SHA-256.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Mapping
+
+from harbor_ha.cloud_init import CloudConfig, WriteFile
+from harbor_ha.harbor_config import STATE_DIR, HarborConfig, render_harbor_yml
+
+TEMPLATES = Path(__file__).resolve().parent / "templates" / "harbor"
+SCRIPT_DIR = "/usr/local/libexec/harbor-ha"
+ENV_PATH = f"{STATE_DIR}/harbor.env"
+COMPOSE_VERSION = "2.29.7"
+# Harbor's release signing key (goharbor installation docs: gpg --receive-keys 644FF454C0B4115C).
+HARBOR_SIGNING_KEY = "644FF454C0B4115C"
+_TOKEN_RE = re.compile(r"\$\{TfToken\[[^\]]+\]\}")
+_SAFE_VALUE_RE = re.compile(r"^[A-Za-z0-9_./:@+=,-]*$")
+
+
+def script_path(name: str) -> Path:
+    """A boot script of ``templates/harbor`` in this checkout (tests run them)."""
+    return TEMPLATES / name
+
+
+def _script(name: str) -> WriteFile:
+    return WriteFile(path=f"{SCRIPT_DIR}/{name}", content=script_path(name).read_text(), permissions="0755")
+
+
+def _run(name: str) -> tuple[str, ...]:
+    return (f"{SCRIPT_DIR}/{name}",)
+
+
+def environment_file(values: Mapping[str, str]) -> WriteFile:
+    """``/etc/harbor-ha/harbor.env``: what the boot scripts need to know, names and ARNs only. A value is
+    a Terraform reference or plain text without quotes or spaces, so the file sources safely."""
+    lines = []
+    for key, value in values.items():
+        if not _SAFE_VALUE_RE.match(_TOKEN_RE.sub("", value)):
+            raise ValueError(f"{key} = {value!r}: allowed is text of letters, digits and _./:@+=,- "
+                             "(or a Terraform reference)")
+        lines.append(f"{key}={value}\n")
+    return WriteFile(path=ENV_PATH, content="".join(lines), permissions="0600")
+
+
+def data_volume_part() -> CloudConfig:
+    """Mount the EBS volume ``DATA_VOLUME_ID`` at /data before anything writes there."""
+    return CloudConfig(files=(_script("data-volume.sh"),), commands=(_run("data-volume.sh"),))
+
+
+def install_part() -> CloudConfig:
+    """Docker, the compose plugin and the Harbor installer in /opt/harbor."""
+    return CloudConfig(packages=("docker",), files=(_script("install-harbor.sh"),),
+                       commands=(_run("install-harbor.sh"),))
+
+
+def shared_secrets_part() -> CloudConfig:
+    """The deployment's shared Harbor secrets from (or into) its one Secrets Manager secret."""
+    return CloudConfig(files=(_script("shared-secrets.sh"),), commands=(_run("shared-secrets.sh"),))
+
+
+def configure_part(config: HarborConfig) -> CloudConfig:
+    """harbor.yml (secrets filled in on the node), prepare, and harbor.service for restarts."""
+    return CloudConfig(
+        files=(WriteFile(path=f"{STATE_DIR}/harbor.yml.tmpl", content=render_harbor_yml(config), permissions="0600"),
+               WriteFile(path="/etc/systemd/system/harbor.service", content=script_path("harbor.service").read_text()),
+               _script("configure-harbor.sh")),
+        commands=(_run("configure-harbor.sh"),))
+
+
+def harbor_cloud_config(*, config: HarborConfig, environment: Mapping[str, str], shared_secrets: bool,
+                        data_volume: bool = False, extra: CloudConfig | None = None) -> CloudConfig:
+    """The whole first boot of one Harbor node; ``extra`` (keepalived, replication setup ...) runs last,
+    with Harbor up."""
+    values = {"HARBOR_VERSION": config.harbor_version, "COMPOSE_VERSION": COMPOSE_VERSION,
+              "HARBOR_SIGNING_KEY": HARBOR_SIGNING_KEY, **environment}
+    parts = [CloudConfig(files=(environment_file(values),))]
+    if data_volume:
+        parts.append(data_volume_part())
+    parts.append(install_part())
+    if shared_secrets:
+        parts.append(shared_secrets_part())
+    parts.append(configure_part(config))
+    if extra is not None:
+        parts.append(extra)
+    document = parts[0]
+    for part in parts[1:]:
+        document = document.merge(part)
+    return document

@@ -1,0 +1,87 @@
+#!/bin/bash
+# Writes /opt/harbor/harbor.yml from the template cloud-init placed (no secrets in it: placeholders), with
+# passwords read from Secrets Manager now, runs Harbor's prepare, puts the deployment's shared secrets into
+# the generated env files, starts Harbor and enables harbor.service so it comes back after a reboot.
+#
+# prepare makes a new core secret, jobservice secret and CSRF key on every run, and harbor.yml has no key
+# for them (Harbor 2.15), so they are rewritten in the env files prepare generates (common/config/*/env);
+# this is also why prepare and docker compose run here instead of install.sh, which does both in one go.
+# secretkey and the token-signing pair need no rewriting: prepare keeps files that already exist.
+#
+# Environment: HARBOR_HOSTNAME; ADMIN_SECRET_ARN (plain string); optional DB_SECRET_ARN (RDS master secret,
+# JSON; empty: Harbor's own database with a password made here once), REDIS_SECRET_ARN (plain string),
+# TLS_SECRET_ARN (JSON certificate + private_key; empty: the shared self-signed pair, or one made here).
+set -euo pipefail
+env_file=${HARBOR_HA_ENV:-/etc/harbor-ha/harbor.env}
+if [ -r "$env_file" ]; then
+  set -a
+  # shellcheck source=/dev/null
+  . "$env_file"
+  set +a
+fi
+: "${HARBOR_HOSTNAME:?is the name or address clients use}"
+: "${ADMIN_SECRET_ARN:?is the secret holding the initial admin password}"
+state_dir=${HARBOR_HA_STATE_DIR:-/etc/harbor-ha}
+install_dir=${HARBOR_INSTALL_DIR:-/opt/harbor}
+data_dir=${HARBOR_DATA_DIR:-/data}
+umask 077
+
+secret() { aws secretsmanager get-secret-value --secret-id "$1" --query SecretString --output text; }
+json_field() { python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]], end="")' "$1"; }
+
+# TLS: a certificate from Secrets Manager, else the deployment's shared self-signed one, else a new one.
+if [ -n "${TLS_SECRET_ARN:-}" ]; then
+  mkdir -p "$state_dir/tls"
+  tls=$(secret "$TLS_SECRET_ARN")
+  json_field certificate <<<"$tls" >"$state_dir/tls/server.crt"
+  json_field private_key <<<"$tls" >"$state_dir/tls/server.key"
+elif [ ! -s "$state_dir/tls/server.crt" ]; then
+  mkdir -p "$state_dir/tls"
+  if [[ $HARBOR_HOSTNAME =~ ^[0-9.]+$ ]]; then san="IP:$HARBOR_HOSTNAME"; else san="DNS:$HARBOR_HOSTNAME"; fi
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$state_dir/tls/server.key" -out "$state_dir/tls/server.crt" \
+    -days 825 -subj "/CN=$HARBOR_HOSTNAME" -addext "subjectAltName=$san" 2>/dev/null
+fi
+
+declare -A values=([HOSTNAME]="$HARBOR_HOSTNAME")
+values[ADMIN_PASSWORD]=$(secret "$ADMIN_SECRET_ARN")
+if [ -n "${DB_SECRET_ARN:-}" ]; then
+  values[DB_PASSWORD]=$(secret "$DB_SECRET_ARN" | json_field password)
+else
+  # Harbor's own PostgreSQL keeps the password it was initialised with: make it once, keep it with the data.
+  password_file="$data_dir/harbor-ha/database-password"
+  if [ ! -s "$password_file" ]; then
+    mkdir -p "$(dirname "$password_file")"
+    openssl rand -hex 24 >"$password_file"
+  fi
+  values[DB_PASSWORD]=$(<"$password_file")
+fi
+if [ -n "${REDIS_SECRET_ARN:-}" ]; then
+  values[REDIS_PASSWORD]=$(secret "$REDIS_SECRET_ARN")
+fi
+
+# Placeholders stand in single-quoted YAML scalars: a quote inside a value is doubled.
+config=$(<"$state_dir/harbor.yml.tmpl")
+for key in "${!values[@]}"; do
+  value=${values[$key]}
+  config=${config//"@@$key@@"/"${value//\'/\'\'}"}
+done
+if [[ $config =~ @@[A-Z_]+@@ ]]; then
+  echo "harbor-ha: harbor.yml still has the placeholder ${BASH_REMATCH[0]}" >&2
+  exit 1
+fi
+printf '%s\n' "$config" >"$install_dir/harbor.yml"
+
+cd "$install_dir"
+./prepare --with-trivy
+if [ -r "$state_dir/shared-secrets.env" ]; then
+  # shellcheck source=/dev/null
+  . "$state_dir/shared-secrets.env"
+  for component in core jobservice registryctl; do
+    sed -i -e "s/^CORE_SECRET=.*/CORE_SECRET=$CORE_SECRET/" \
+      -e "s/^JOBSERVICE_SECRET=.*/JOBSERVICE_SECRET=$JOBSERVICE_SECRET/" "common/config/$component/env"
+  done
+  sed -i "s/^CSRF_KEY=.*/CSRF_KEY=$CSRF_KEY/" common/config/core/env
+fi
+systemctl daemon-reload
+systemctl enable harbor.service
+systemctl restart harbor.service
