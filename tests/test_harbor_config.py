@@ -1,0 +1,160 @@
+"""harbor.yml as harbor-ha renders it, judged by Harbor's own template (make/harbor.yml.tmpl of the
+pinned release, commented-out blocks included) and by the rules of Harbor's prepare
+(make/photon/prepare/utils/configs.py: parse_yaml_config and validate)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from harbor_ha.harbor_config import (
+    TLS_CERTIFICATE, ExternalDatabase, ExternalRedis, HarborConfig, S3Storage, harbor_yml_document, placeholder,
+    render_harbor_yml,
+)
+from tests.conftest import reference_file
+
+# A key line that the template comments out: "# key:", "#   key: value", "  # key:" (not "# # prose").
+_COMMENTED_KEY = re.compile(r"^(\s*)# ?(\s*)([A-Za-z_][A-Za-z0-9_]*:(\s.*)?)$")
+# Options of the distribution S3 storage driver (distribution.github.io/distribution/storage-drivers/s3/),
+# which the template leaves to that documentation: the one documented exception to "keys of the template".
+S3_DRIVER_OPTIONS = {"accesskey", "secretkey", "region", "regionendpoint", "forcepathstyle", "bucket", "encrypt",
+                     "keyid", "secure", "skipverify", "v4auth", "chunksize", "multipartcopychunksize",
+                     "multipartcopymaxconcurrency", "multipartcopythresholdsize", "rootdirectory", "storageclass",
+                     "objectacl", "loglevel", "accelerate", "usedualstack"}
+
+FULL = HarborConfig(
+    harbor_version="2.15.2", hostname="registry.example.com",
+    external_database=ExternalDatabase(host="db.example.internal", port=5432, db_name="registry",
+                                       username="harbor"),
+    external_redis=ExternalRedis(host="redis.example.internal", port=6379),
+    s3=S3Storage(region="us-east-1", bucket="harbor-registry-x", kms_key_arn="arn:aws:kms:us-east-1:1:key/k"))
+BUILT_IN = HarborConfig(harbor_version="2.15.2")
+
+
+def template_document(text: str) -> dict:
+    """Harbor's template with every commented-out key line uncommented, as one YAML mapping."""
+    lines = []
+    for line in text.splitlines():
+        match = _COMMENTED_KEY.match(line)
+        if match:
+            lines.append(match.group(1) + match.group(2) + match.group(3))
+        elif not line.lstrip().startswith("#"):
+            lines.append(line)
+    return yaml.safe_load("\n".join(lines))
+
+
+@pytest.fixture(scope="module")
+def template() -> dict:
+    return template_document(reference_file("harbor.yml.tmpl").read_text())
+
+
+def _paths(node, prefix=()):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield prefix + (key,), value
+            yield from _paths(value, prefix + (key,))
+
+
+def _lookup(doc, path):
+    for key in path:
+        if not isinstance(doc, dict) or key not in doc:
+            return KeyError
+        doc = doc[key]
+    return doc
+
+
+def _shape(value) -> str:
+    return "mapping" if isinstance(value, dict) else "list" if isinstance(value, list) else "scalar"
+
+
+def test_template_parser_sees_the_commented_blocks(template):
+    """The checks below are only as good as the parse: the commented-out blocks must be in it."""
+    assert template["external_database"]["harbor"]["ssl_mode"] == "disable"
+    assert template["external_redis"]["tlsOptions"] == {"enable": False, "rootCA": None}
+    assert template["storage_service"]["filesystem"] == {"maxthreads": 100}
+    assert template["https"]["strong_ssl_ciphers"] is False
+    assert "protocol" in template["log"]["external_endpoint"]
+
+
+@pytest.mark.parametrize("config", [FULL, BUILT_IN], ids=["external-services", "built-in-services"])
+def test_every_key_is_harbors_and_has_harbors_shape(config, template):
+    rendered = yaml.safe_load(render_harbor_yml(config))
+    assert rendered == harbor_yml_document(config)
+    for path, value in _paths(rendered):
+        if path == ("storage_service", "s3"):
+            # The template shows only the filesystem driver; prepare's validate() names the others.
+            assert isinstance(value, dict)
+            continue
+        if path[:2] == ("storage_service", "s3"):
+            assert len(path) == 3 and path[2] in S3_DRIVER_OPTIONS, path
+            continue
+        expected = _lookup(template, path)
+        assert expected is not KeyError, f"{'.'.join(path)} is not a key of Harbor's harbor.yml.tmpl"
+        if expected is not None:
+            assert _shape(value) == _shape(expected), f"{'.'.join(path)}: {_shape(value)}, Harbor has {expected!r}"
+
+
+def test_prepare_rules_hold():
+    """What Harbor's prepare reads without a default (parse_yaml_config) and what validate() rejects."""
+    doc = yaml.safe_load(render_harbor_yml(FULL))
+    for path in (("hostname",), ("data_volume",), ("harbor_admin_password",), ("jobservice", "max_job_workers"),
+                 ("jobservice", "job_loggers"), ("jobservice", "logger_sweeper_duration"),
+                 ("notification", "webhook_job_max_retry"), ("notification", "webhook_job_http_client_timeout"),
+                 ("log", "level"), ("https", "certificate"), ("https", "private_key")):
+        assert _lookup(doc, path) is not KeyError, path
+    assert doc["hostname"] not in ("127.0.0.1", "reg.mydomain.com", "localhost")
+    assert doc["https"]["certificate"] not in ("", "/your/certificate/path")
+    assert doc["https"]["private_key"] not in ("", "/your/certificate/path", "/your/private/key/path")
+    assert doc["log"]["level"] in ("debug", "info", "warning", "error", "fatal")
+    for key in ("host", "port", "db_name", "username", "password", "ssl_mode"):
+        assert key in doc["external_database"]["harbor"]
+    assert doc["external_database"]["harbor"]["ssl_mode"] in ("require", "verify-ca", "verify-full")
+    # external_redis.host is host:port (or a comma-separated sentinel list); TLS since Harbor 2.13.
+    assert re.fullmatch(r"[^:,\s]+:\d+", doc["external_redis"]["host"])
+    assert doc["external_redis"]["tlsOptions"] == {"enable": True}
+    assert "sentinel_master_set" not in doc["external_redis"]
+    s3 = doc["storage_service"]["s3"]
+    assert {"region", "bucket"} <= set(s3)
+    assert s3["encrypt"] is s3["secure"] is s3["v4auth"] is True
+    # The instance role, never keys.
+    assert "accesskey" not in s3 and "secretkey" not in s3
+    assert doc["_version"] == "2.15.0"
+
+
+def test_built_in_services_use_harbors_own_database_and_local_storage():
+    doc = yaml.safe_load(render_harbor_yml(BUILT_IN))
+    assert not {"external_database", "external_redis", "storage_service"} & set(doc)
+    assert doc["database"]["password"] == placeholder("DB_PASSWORD")
+    assert doc["hostname"] == placeholder("HOSTNAME")
+
+
+def test_no_secret_is_rendered_only_single_quoted_placeholders():
+    text = render_harbor_yml(FULL)
+    for name in ("ADMIN_PASSWORD", "DB_PASSWORD", "REDIS_PASSWORD"):
+        # configure-harbor.sh escapes values for single-quoted YAML scalars.
+        assert f"'{placeholder(name)}'" in text
+    assert "Harbor12345" not in text and "root123" not in text
+    assert f"certificate: {TLS_CERTIFICATE}" in text
+
+
+def test_a_password_with_quotes_stays_one_scalar_after_the_boot_script_fills_it():
+    """The substitution configure-harbor.sh does (double the single quotes) keeps any password intact."""
+    password = "it's a \"pass\": #1 @{x}\\"
+    text = render_harbor_yml(FULL).replace(f"'{placeholder('DB_PASSWORD')}'",
+                                           "'" + password.replace("'", "''") + "'")
+    assert yaml.safe_load(text)["external_database"]["harbor"]["password"] == password
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"harbor_version": "latest"}, "harbor_version = 'latest': allowed is a Harbor release"),
+])
+def test_bad_inputs_name_the_input(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        HarborConfig(**kwargs)
+
+
+def test_database_tls_cannot_be_turned_off():
+    with pytest.raises(ValueError, match="ssl_mode = 'disable': allowed is one of require, verify-ca, verify-full"):
+        ExternalDatabase(host="h", port=5432, db_name="registry", username="harbor", ssl_mode="disable")
