@@ -41,7 +41,8 @@ _register_bare_provider_package()
 
 # isort: off  (the bare package must be registered before these imports)
 from cdktf import (  # noqa: E402
-    App, Fn, LocalBackend, TerraformOutput, TerraformResourceLifecycle, TerraformStack, Testing, Token,
+    App, Aspects, Fn, IAspect, LocalBackend, TerraformDataSource, TerraformOutput, TerraformResource,
+    TerraformResourceLifecycle, TerraformStack, Testing, Token,
 )
 from constructs import Construct  # noqa: E402
 from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags, AwsProviderEndpoints  # noqa: E402

@@ -1,0 +1,46 @@
+"""The data tier that every Harbor server of active-active and active-standby shares: PostgreSQL (RDS),
+Redis (ElastiCache) and the S3 image bucket, wired to a fleet in one call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harbor_ha.aws import Construct
+from harbor_ha.constructs.cache import HarborCache, HarborCacheProps
+from harbor_ha.constructs.database import HarborDatabase, HarborDatabaseProps
+from harbor_ha.constructs.storage import RegistryStorage, RegistryStorageProps
+
+
+@dataclass(frozen=True)
+class SharedDataProps:
+    """The props of the three shared stores."""
+
+    storage: RegistryStorageProps
+    database: HarborDatabaseProps
+    cache: HarborCacheProps
+
+    @classmethod
+    def from_settings(cls, settings, network) -> "SharedDataProps":
+        """The stores of a ``HarborHaSettings`` deployment, in the private subnets of ``network``."""
+        return cls(storage=RegistryStorageProps.from_settings(settings),
+                   database=HarborDatabaseProps.from_settings(settings, network),
+                   cache=HarborCacheProps.from_settings(settings, network))
+
+
+class SharedData(Construct):
+    """Attributes: ``storage`` (RegistryStorage), ``database`` (HarborDatabase), ``cache`` (HarborCache)."""
+
+    def __init__(self, scope: Construct, id_: str, *, props: SharedDataProps) -> None:
+        super().__init__(scope, id_)
+        self.storage = RegistryStorage(self, "storage", props=props.storage)
+        self.database = HarborDatabase(self, "database", props=props.database)
+        self.cache = HarborCache(self, "cache", props=props.cache)
+
+    def serve(self, fleet) -> None:
+        """Let ``fleet`` (anything with ``security_group_id`` and an IAM ``role``) use all three stores:
+        network access to the database and cache, the bucket, and the two secrets it reads at boot."""
+        self.storage.grant_read_write(fleet.role)
+        self.database.allow_from(fleet)
+        self.database.grant_read_master_secret(fleet.role)
+        self.cache.allow_from(fleet)
+        self.cache.grant_read_auth_token(fleet.role)
