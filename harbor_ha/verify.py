@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from harbor_ha.constructs.static_ips import VIP_TAG_KEY
 from harbor_ha.deploy import StackRun, Target
 from harbor_ha.settings import HarborHaSettings
 
@@ -72,16 +73,21 @@ def _region(values: dict, default: str) -> str:
     return values.get("region") or (parts[3] if len(parts) > 3 and parts[3] else default)
 
 
-def check_state(state: dict, live: Live, zones: Iterable[str]) -> list[Check]:
-    resources = state_resources(state)
+def resources_by_type(state: dict) -> dict[str, list[dict]]:
+    """The attribute values of the managed resources, by resource type."""
     by_type: dict[str, list[dict]] = {}
-    for resource in resources:
+    for resource in state_resources(state):
         by_type.setdefault(resource["type"], []).append(resource["values"])
+    return by_type
+
+
+def check_state(state: dict, live: Live, zones: Iterable[str]) -> list[Check]:
+    by_type = resources_by_type(state)
     checks: list[Check] = []
     for kind, check in CHECKS.items():
         for values in by_type.get(kind, []):
             checks += check(values, live, by_type, tuple(zones))
-    return checks
+    return checks + check_vips(live, by_type)
 
 
 def _instances(live: Live, ids: list[str], region: str) -> dict[str, dict]:
@@ -115,34 +121,44 @@ def check_instance(values: dict, live: Live, by_type: dict, zones: tuple) -> lis
     return checks
 
 
-def check_eip_association(values: dict, live: Live, by_type: dict, zones: tuple) -> list[Check]:
-    allocation = values["allocation_id"]
-    region = _region(values, live.target.region)
-    addresses = live("ec2", region).describe_addresses(AllocationIds=[allocation])["Addresses"]
+def vip_associations(by_type: dict) -> list[tuple[str, str]]:
+    """``(allocation id, instance id it was given to)`` of every Elastic IP the stack puts on an instance:
+    ``aws_eip`` with ``instance`` or the ``harbor-ha:vip`` tag, and ``aws_eip_association``."""
+    found = [(e["allocation_id"], e.get("instance") or "") for e in by_type.get("aws_eip", [])
+             if e.get("instance") or VIP_TAG_KEY in (e.get("tags") or {})]
+    for association in by_type.get("aws_eip_association", []):
+        intended = association.get("instance_id") or ""
+        for instance in by_type.get("aws_instance", []):
+            if association.get("network_interface_id") == instance.get("primary_network_interface_id"):
+                intended = instance["id"]
+        found.append((association["allocation_id"], intended))
+    return found
+
+
+def vip_holder(ec2, allocation_id: str) -> tuple[str, str]:
+    """``(public ip, instance id holding it or "")``."""
+    addresses = ec2.describe_addresses(AllocationIds=[allocation_id])["Addresses"]
     address = addresses[0] if addresses else {}
     holder = address.get("InstanceId") or ""
     if not holder and address.get("NetworkInterfaceId"):
-        interface = live("ec2", region).describe_network_interfaces(
+        interface = ec2.describe_network_interfaces(
             NetworkInterfaceIds=[address["NetworkInterfaceId"]])["NetworkInterfaces"][0]
         holder = interface.get("Attachment", {}).get("InstanceId", "")
-    intended = values.get("instance_id") or ""
-    if not intended and values.get("network_interface_id"):
-        for eni in by_type.get("aws_network_interface", []):
-            if eni["id"] == values["network_interface_id"]:
-                intended = next((a.get("instance") for a in eni.get("attachment") or []), "") or ""
-        if not intended:
-            for instance in by_type.get("aws_instance", []):
-                if values["network_interface_id"] in {n.get("network_interface_id")
-                                                       for n in instance.get("network_interface") or []}:
-                    intended = instance["id"]
-    peers = _same_role(intended, by_type)
-    shown = address.get("PublicIp", allocation)
-    return [Check(bool(holder) and holder in peers,
-                  f"VIP {shown} is associated with {holder or 'nothing'} "
-                  f"(expected {intended} or a peer of the same role: {', '.join(sorted(peers - {intended})) or 'none'})")]
+    return address.get("PublicIp", allocation_id), holder
 
 
-def _same_role(instance_id: str, by_type: dict) -> set[str]:
+def check_vips(live: Live, by_type: dict) -> list[Check]:
+    checks = []
+    for allocation, intended in vip_associations(by_type):
+        shown, holder = vip_holder(live("ec2"), allocation)
+        peers = same_role(intended, by_type)
+        checks.append(Check(bool(holder) and holder in peers,
+                            f"VIP {shown} is associated with {holder or 'nothing'} (expected {intended} or a "
+                            f"peer of the same role: {', '.join(sorted(peers - {intended})) or 'none'})"))
+    return checks
+
+
+def same_role(instance_id: str, by_type: dict) -> set[str]:
     """The instance and the stack's other instances with the same security groups (its keepalived peers)."""
     instances = {i["id"]: i for i in by_type.get("aws_instance", [])}
     if instance_id not in instances:
@@ -252,7 +268,6 @@ def check_security_group(values: dict, live: Live, by_type: dict, zones: tuple) 
 
 CHECKS: dict[str, Callable[..., list[Check]]] = {
     "aws_instance": check_instance,
-    "aws_eip_association": check_eip_association,
     "aws_db_instance": check_db_instance,
     "aws_elasticache_replication_group": check_replication_group,
     "aws_s3_bucket": check_bucket,

@@ -1,0 +1,79 @@
+"""The harbor-ha command line: user mistakes end in one message and exit 2, never a traceback."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from conftest import PROJECT
+from harbor_ha.cli import main
+from harbor_ha.terraform_config import find_mirror
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    shutil.copy(PROJECT / "cdktf.json", tmp_path / "cdktf.json")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HARBOR_HA_STATE_DIR", raising=False)
+    return tmp_path
+
+
+def test_settings_mistake_is_one_message_and_exit_2(project, monkeypatch, capsys):
+    monkeypatch.setenv("HARBOR_HA_TARGET", "moon")
+    assert main(["plan", "active-active"]) == 2
+    err = capsys.readouterr().err
+    assert "target = 'moon'" in err and "Traceback" not in err
+
+
+def test_unknown_stack_is_a_usage_error(project, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["up", "active-passive"])
+    assert exit_.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_aws_without_credentials_says_how_to_get_them(project, monkeypatch, capsys):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(project / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(project / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("HARBOR_HA_TARGET", "aws")
+    assert main(["up", "active-active"]) == 2
+    captured = capsys.readouterr()
+    for hint in ("aws configure", "AWS_PROFILE", "aws sso login", "target 'local'"):
+        assert hint in captured.err
+    assert "deploying" not in captured.out  # nothing was started
+
+
+def test_env_prints_the_offline_terraform_config(project, capsys):
+    assert main(["env"]) == 0
+    out = capsys.readouterr().out
+    assert f"export TF_PLUGIN_CACHE_DIR={project / '.harbor-ha' / 'plugin-cache'}" in out
+    if find_mirror():
+        config = project / ".harbor-ha" / "terraformrc"
+        assert f"export TF_CLI_CONFIG_FILE={config}" in out
+        assert str(find_mirror()) in config.read_text()
+
+
+def test_local_status_without_emulator(project, capsys):
+    assert main(["local", "status"]) == 1
+    assert "not running" in capsys.readouterr().out
+
+
+def test_local_start_status_stop(project, capsys):
+    try:
+        assert main(["local", "start"]) == 0
+        assert "started at http://127.0.0.1:" in capsys.readouterr().out
+        assert main(["local", "start"]) == 0
+        assert "already running" in capsys.readouterr().out
+        assert main(["local", "status"]) == 0
+    finally:
+        assert main(["local", "stop"]) == 0
+    assert "stopped" in capsys.readouterr().out
+
+
+def test_replicate_delegates_to_the_replication_tool(capsys):
+    assert main(["replicate", "--help"]) == 0
+    assert "--peer" in capsys.readouterr().out

@@ -1,0 +1,130 @@
+"""End to end on the local AWS target, for every stack whose module exists: deploy (after a failed apply),
+verify, idempotency, a keepalived-style failover, verify catching changes made behind its back, and a
+destroy that leaves nothing behind. One fresh emulator per module, state in a temporary directory."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import time
+
+import boto3
+import pytest
+
+from harbor_ha import deploy
+from harbor_ha.local import emulator
+from harbor_ha.stacks import STACK_CLASSES
+from harbor_ha.target import LOCAL_ACCESS_KEY
+from harbor_ha.verify import resources_by_type, same_role, state_resources, verify, vip_associations, vip_holder
+from conftest import PROJECT, require_tool
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
+
+AVAILABLE = [name for name, target in STACK_CLASSES.items()
+             if importlib.util.find_spec(target.split(":")[0]) is not None]
+# Deploy time budget of one stack on the local target (RDS waiters ~80 s, S3 lifecycle ~55 s).
+DEPLOY_BUDGET_S = 240
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    require_tool("terraform")
+    root = tmp_path_factory.mktemp("e2e")
+    shutil.copy(PROJECT / "cdktf.json", root / "cdktf.json")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("HARBOR_HA_STATE_DIR", str(root / ".harbor-ha"))
+        with emulator.running(root) as running:
+            yield root, running.endpoint
+
+
+@pytest.fixture(autouse=True)
+def _emulator_endpoint(project, monkeypatch):
+    monkeypatch.setenv("HARBOR_HA_LOCAL_ENDPOINT", project[1])
+    monkeypatch.setenv("HARBOR_HA_STATE_DIR", str(project[0] / ".harbor-ha"))
+
+
+def client(endpoint: str, service: str):
+    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1",
+                        aws_access_key_id=LOCAL_ACCESS_KEY, aws_secret_access_key=LOCAL_ACCESS_KEY)
+
+
+def _block_a_role(root, stack: str, iam) -> str:
+    """Make the next apply fail part-way: take the name of one of the stack's IAM roles."""
+    doc = json.loads((root / "cdktf.out" / "stacks" / stack / "cdk.tf.json").read_text())
+    names = [r["name"] for r in doc.get("resource", {}).get("aws_iam_role", {}).values()
+             if isinstance(r.get("name"), str) and "${" not in r["name"]]
+    assert names, f"{stack} has no IAM role with a fixed name to collide with"
+    iam.create_role(RoleName=names[0], AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
+    return names[0]
+
+
+def _failover(endpoint: str, state: dict) -> list[str]:
+    """Move every VIP to a peer of its holder, as keepalived's notify script would."""
+    ec2 = client(endpoint, "ec2")
+    by_type = resources_by_type(state)
+    moved = []
+    for allocation, intended in vip_associations(by_type):
+        _, holder = vip_holder(ec2, allocation)
+        peer = sorted(same_role(intended, by_type) - {holder})[0]
+        ec2.associate_address(AllocationId=allocation, InstanceId=peer, AllowReassociation=True)
+        assert vip_holder(ec2, allocation)[1] == peer
+        moved.append(peer)
+    return moved
+
+
+def _nothing_left(endpoint: str) -> list[str]:
+    ec2, left = client(endpoint, "ec2"), []
+    left += [i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]
+             if i["State"]["Name"] not in ("terminated", "shutting-down")]
+    left += [a["PublicIp"] for a in ec2.describe_addresses()["Addresses"]]
+    left += [v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if not v.get("IsDefault")]
+    left += [d["DBInstanceIdentifier"] for d in client(endpoint, "rds").describe_db_instances()["DBInstances"]]
+    left += [g["ReplicationGroupId"] for g in
+             client(endpoint, "elasticache").describe_replication_groups()["ReplicationGroups"]]
+    left += [b["Name"] for b in client(endpoint, "s3").list_buckets()["Buckets"]]
+    left += [r["RoleName"] for r in client(endpoint, "iam").list_roles()["Roles"]]
+    return left
+
+
+@pytest.mark.parametrize("stack", AVAILABLE)
+def test_stack_lifecycle(stack, project):
+    root, endpoint = project
+    timings: dict[str, float] = {}
+
+    def timed(step, call, *args, **kwargs):
+        start = time.monotonic()
+        result = call(stack, *args, project_dir=root, **kwargs)
+        timings[step] = round(time.monotonic() - start, 1)
+        return result
+
+    iam = client(endpoint, "iam")
+    run = deploy.StackRun(stack, project_dir=root)
+    run.synth()
+    blocked = _block_a_role(root, stack, iam)
+    with pytest.raises(deploy.DeployError):
+        timed("failed apply", deploy.deploy)
+    iam.delete_role(RoleName=blocked)
+    outputs = timed("deploy (re-run)", deploy.deploy)
+    assert timings["deploy (re-run)"] < DEPLOY_BUDGET_S
+    assert outputs
+
+    assert all(c.ok for c in timed("verify", verify)), "verify failed on a fresh deployment"
+    assert timed("plan", deploy.plan_is_empty), "a plan right after apply wants changes"
+
+    state = deploy.StackRun(stack, project_dir=root).ready().state()
+    if vip_associations(resources_by_type(state)):
+        assert _failover(endpoint, state)
+        assert timed("plan after failover", deploy.plan_is_empty), "terraform wants the VIP back after a failover"
+        assert all(c.ok for c in verify(stack, project_dir=root)), "verify fails after a failover"
+
+    buckets = [r["values"]["bucket"] for r in state_resources(state) if r["type"] == "aws_s3_bucket"]
+    for bucket in buckets:
+        client(endpoint, "s3").put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
+    if buckets:
+        failed = [c.what for c in verify(stack, project_dir=root) if not c.ok]
+        assert any("versioned" in what for what in failed), failed
+
+    timed("destroy", deploy.destroy)
+    assert _nothing_left(endpoint) == []
+    print(f"\n{stack} timings (s): {timings}")

@@ -1,0 +1,102 @@
+"""The managed local emulator (start, reuse, stop, reset, stale state), and the guarantee that a local
+deployment reaches nothing but loopback."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from urllib.parse import urlparse
+
+import boto3
+import pytest
+
+from harbor_ha.local import emulator
+from harbor_ha.provider import LOCAL_SERVICES
+from harbor_ha.settings import HarborHaSettings
+from harbor_ha.stacks import STACK_CLASSES, stack_class
+from harbor_ha.target import LOCAL_ACCESS_KEY, local_endpoint
+
+AVAILABLE = [name for name, target in STACK_CLASSES.items()
+             if importlib.util.find_spec(target.split(":")[0]) is not None]
+
+# The AWS service (provider endpoint key) of each resource / data source type prefix; None: no API call.
+SERVICE_OF_PREFIX = {
+    "aws_instance": "ec2", "aws_eip": "ec2", "aws_vpc": "ec2", "aws_subnet": "ec2", "aws_route": "ec2",
+    "aws_internet_gateway": "ec2", "aws_nat_gateway": "ec2", "aws_network_interface": "ec2",
+    "aws_security_group": "ec2", "aws_ebs": "ec2", "aws_volume_attachment": "ec2", "aws_ami": "ec2",
+    "aws_availability_zones": "ec2", "aws_key_pair": "ec2", "aws_launch_template": "ec2",
+    "aws_s3": "s3", "aws_iam_policy_document": None, "aws_iam": "iam", "aws_kms": "kms", "aws_db": "rds",
+    "aws_rds": "rds", "aws_elasticache": "elasticache", "aws_secretsmanager": "secretsmanager", "aws_ssm": "ssm",
+    "aws_route53": "route53", "aws_caller_identity": "sts", "aws_region": None, "aws_partition": None,
+}
+
+
+def service_of(kind: str) -> str | None:
+    prefix = max((p for p in SERVICE_OF_PREFIX if kind == p or kind.startswith(p + "_")), key=len, default="")
+    assert prefix, f"{kind}: which AWS service does it call? add it to SERVICE_OF_PREFIX"
+    return SERVICE_OF_PREFIX[prefix]
+
+
+@pytest.mark.parametrize("stack", AVAILABLE)
+def test_local_target_reaches_only_loopback(stack, app, synth, stack_id):
+    settings = HarborHaSettings(target="local", stacks=(stack,))
+    doc = synth(stack_class(stack)(app, stack_id, settings=settings, local_endpoint="http://127.0.0.1:4566"))
+    providers = doc["provider"]["aws"]
+    used = {service_of(kind) for section in ("resource", "data") for kind in doc.get(section, {})} - {None}
+    for provider in providers:
+        endpoints = provider["endpoints"][0]
+        assert used <= set(endpoints) <= set(LOCAL_SERVICES), (used, endpoints)
+        for service, url in endpoints.items():
+            assert urlparse(url).hostname == "127.0.0.1", (service, url)
+        assert provider["access_key"] == LOCAL_ACCESS_KEY
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    monkeypatch.delenv("HARBOR_HA_STATE_DIR", raising=False)
+    monkeypatch.delenv("HARBOR_HA_LOCAL_ENDPOINT", raising=False)
+    yield tmp_path
+    emulator.stop(tmp_path)
+
+
+def _state(project, resources: list) -> None:
+    path = project / ".harbor-ha" / "state" / "local" / "active-active.tfstate"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"version": 4, "resources": resources}))
+
+
+def test_start_reuse_reset_stop(project):
+    first, started = emulator.start(project)
+    assert started and first.endpoint.startswith("http://127.0.0.1:")
+    assert local_endpoint(project) == first.endpoint  # what the provider of target local reads
+    again, started = emulator.start(project)
+    assert again == first and not started
+    assert emulator.status(project) == first
+
+    s3 = boto3.client("s3", endpoint_url=first.endpoint, region_name="us-east-1",
+                      aws_access_key_id=LOCAL_ACCESS_KEY, aws_secret_access_key=LOCAL_ACCESS_KEY)
+    s3.create_bucket(Bucket="left-over")
+    _state(project, [{"type": "aws_s3_bucket"}])
+    removed = emulator.reset(project)
+    assert [p.name for p in removed] == ["active-active.tfstate"]
+    assert s3.list_buckets()["Buckets"] == []
+
+    assert emulator.stop(project)
+    assert emulator.status(project) is None
+    assert not emulator.stop(project)
+
+
+def test_died_with_state_left_offers_reset(project):
+    running, _ = emulator.start(project)
+    _state(project, [{"type": "aws_instance"}])
+    emulator.stop(project)
+    with pytest.raises(emulator.EmulatorError, match="harbor-ha local reset"):
+        emulator.start(project)
+    emulator.reset(project)
+    restarted, started = emulator.start(project)
+    assert started and restarted.pid != running.pid
+
+
+def test_empty_state_does_not_block_a_start(project):
+    _state(project, [])
+    assert emulator.start(project)[1]
