@@ -8,7 +8,7 @@
 # this is also why prepare and docker compose run here instead of install.sh, which does both in one go.
 # secretkey and the token-signing pair need no rewriting: prepare keeps files that already exist.
 #
-# Environment: HARBOR_HOSTNAME; ADMIN_SECRET_ARN (plain string); optional DB_SECRET_ARN (RDS master secret,
+# Environment: HARBOR_HOSTNAME (empty: the node's private address); ADMIN_SECRET_ARN (plain string); optional DB_SECRET_ARN (RDS master secret,
 # JSON; empty: Harbor's own database with a password made here once), REDIS_SECRET_ARN (plain string),
 # TLS_SECRET_ARN (JSON certificate + private_key; empty: the shared self-signed pair, or one made here).
 set -euo pipefail
@@ -19,14 +19,25 @@ if [ -r "$env_file" ]; then
   . "$env_file"
   set +a
 fi
-: "${HARBOR_HOSTNAME:?is the name or address clients use}"
+if [ -z "${HARBOR_HOSTNAME:-}" ]; then
+  token=$(curl -fsS -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 60" http://169.254.169.254/latest/api/token)
+  HARBOR_HOSTNAME=$(curl -fsS -H "X-aws-ec2-metadata-token: $token" http://169.254.169.254/latest/meta-data/local-ipv4)
+fi
 : "${ADMIN_SECRET_ARN:?is the secret holding the initial admin password}"
 state_dir=${HARBOR_HA_STATE_DIR:-/etc/harbor-ha}
 install_dir=${HARBOR_INSTALL_DIR:-/opt/harbor}
 data_dir=${HARBOR_DATA_DIR:-/data}
 umask 077
 
-secret() { aws secretsmanager get-secret-value --secret-id "$1" --query SecretString --output text; }
+# Retries: the role's policies may still be propagating when a new node boots.
+secret() {
+  local attempt
+  for attempt in $(seq 1 10); do
+    aws secretsmanager get-secret-value --secret-id "$1" --query SecretString --output text && return
+    sleep $((attempt * 3))
+  done
+  return 1
+}
 json_field() { python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]], end="")' "$1"; }
 
 # TLS: a certificate from Secrets Manager, else the deployment's shared self-signed one, else a new one.

@@ -10,7 +10,8 @@
 # loser. Every node then writes the files from the stored value, so all end byte-identical.
 #
 # Environment: SHARED_SECRET_NAME, SHARED_SECRET_KMS_KEY, HARBOR_HOSTNAME; optional HARBOR_SECRET_DIR
-# (default /data/secret), HARBOR_HA_STATE_DIR (default /etc/harbor-ha: shared-secrets.env, tls/).
+# (default /data/secret), HARBOR_HA_STATE_DIR (default /etc/harbor-ha: shared-secrets.env, tls/),
+# HARBOR_HA_RETRIES (default 10) for AWS errors.
 set -euo pipefail
 env_file=${HARBOR_HA_ENV:-/etc/harbor-ha/harbor.env}
 if [ -r "$env_file" ]; then
@@ -24,6 +25,7 @@ fi
 : "${HARBOR_HOSTNAME:?is the name or address clients use}"
 secret_dir=${HARBOR_SECRET_DIR:-/data/secret}
 state_dir=${HARBOR_HA_STATE_DIR:-/etc/harbor-ha}
+retries=${HARBOR_HA_RETRIES:-10}
 umask 077
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -71,8 +73,15 @@ read_material() {
     2>"$work/error"
 }
 
-if ! read_material >"$work/stored.json"; then
-  grep -q ResourceNotFoundException "$work/error" || { cat "$work/error" >&2; exit 1; }
+# Other errors are retried (a new node's role may still be propagating), never taken for "no material".
+found=false
+for attempt in $(seq 1 "$retries"); do
+  if read_material >"$work/stored.json"; then found=true; break; fi
+  grep -q ResourceNotFoundException "$work/error" && break
+  [ "$attempt" -lt "$retries" ] || { cat "$work/error" >&2; exit 1; }
+  sleep $((attempt * 3))
+done
+if [ "$found" = false ]; then
   log "no material yet: making it"
   make_material
   if aws secretsmanager create-secret --name "$SHARED_SECRET_NAME" --kms-key-id "$SHARED_SECRET_KMS_KEY" \
@@ -86,10 +95,10 @@ if ! read_material >"$work/stored.json"; then
     exit 1
   fi
   # A secret just created elsewhere may take a moment to become readable.
-  for attempt in $(seq 1 30); do
+  for attempt in $(seq 1 "$retries"); do
     read_material >"$work/stored.json" && break
-    [ "$attempt" -lt 30 ] || { cat "$work/error" >&2; exit 1; }
-    sleep 2
+    [ "$attempt" -lt "$retries" ] || { cat "$work/error" >&2; exit 1; }
+    sleep $((attempt * 3))
   done
 fi
 

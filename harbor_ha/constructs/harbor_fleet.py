@@ -1,0 +1,171 @@
+"""The Harbor servers of active-active and active-standby: n EC2 instances spread over the AZs, sharing
+one PostgreSQL (RDS), one Redis (ElastiCache) and one S3 bucket.
+
+Every node installs the same Harbor release at first boot (``harbor_ha.harbor_boot``) and ends with the
+same Harbor secrets: the first node to boot makes them and stores them in ONE Secrets Manager secret,
+``harbor-ha/<name>/shared-secrets-<key id>``, which the nodes create themselves (Terraform does not know
+the values, so they are never in state). The role may create and read that one name only. The key id in
+the name keeps a redeployment from finding the secret of a destroyed deployment, whose key is gone;
+``terraform destroy`` leaves that secret behind (delete it with ``aws secretsmanager delete-secret``).
+
+The fleet wires itself to the shared data tier: bucket read-write, database and Redis ports (ingress on
+their groups, egress to the VPC on its own) and the two secrets it reads at boot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from harbor_ha.aws import Construct, DataAwsIamPolicyDocumentStatementCondition, DataAwsIamPolicyDocumentStatement
+from harbor_ha.cloud_init import CloudConfig
+from harbor_ha.constructs.connections import Connectable
+from harbor_ha.constructs.data_tier import require, statement
+from harbor_ha.constructs.harbor_host import HARBOR_PORTS, HarborHosts, check_common_props
+from harbor_ha.constructs.static_ips import PlacedAddress
+from harbor_ha.harbor_boot import harbor_cloud_config
+from harbor_ha.harbor_config import ExternalDatabase, ExternalRedis, HarborConfig, S3Storage
+
+MAX_NODES = 20
+
+
+@dataclass(frozen=True)
+class HarborFleetProps:
+    """The Harbor servers and the shared stores they use."""
+
+    network: Any
+    """A ``HarborNetwork`` (``vpc_id``, ``vpc_cidr``, ``private_subnet_ids``)."""
+    storage: Any
+    """The shared ``RegistryStorage`` (S3 bucket)."""
+    database: Any
+    """The shared ``HarborDatabase`` (PostgreSQL)."""
+    cache: Any
+    """The shared ``HarborCache`` (Redis)."""
+    hostname: str
+    """The DNS name clients use, or the VIP address."""
+    name: str = "harbor"
+    """Prefix of names and tags; names the shared-secrets secret. Default ``harbor``."""
+    count: int = 2
+    """Harbor servers, 2 to 20. Default 2."""
+    instance_type: str = "m6i.large"
+    """EC2 instance type (x86_64). Default ``m6i.large``."""
+    harbor_version: str = "2.15.2"
+    """Harbor release, 2.13.0 or later. Default ``2.15.2``."""
+    addresses: Sequence[PlacedAddress] = ()
+    """One fixed private address per server (``StaticIps.harbor_addresses``). Default: none, server i in
+    private subnet ``i % AZs`` with an address from DHCP."""
+    ssh_cidrs: tuple[str, ...] = ()
+    """Networks allowed SSH. Default none: no SSH rule (use SSM Session Manager)."""
+    volume_gib: int = 100
+    """Root volume in GiB, 20 to 16384. Default 100."""
+    tls_certificate: str = "self-signed"
+    """``self-signed`` (one certificate for the whole fleet, made by the first node) or the ARN of a Secrets
+    Manager secret holding ``{"certificate": PEM, "private_key": PEM}``. Default ``self-signed``."""
+    extra_cloud_config: CloudConfig | None = None
+    """Merged into every node's cloud-config, run after Harbor is up (e.g. keepalived). Default none."""
+    extra_cloud_config_per_node: Sequence[CloudConfig] = ()
+    """One more cloud-config per node, same order as the nodes. Default none."""
+    instance_tags: Mapping[str, str] = field(default_factory=dict)
+    """Extra tags on every instance (e.g. ``StaticIps.vip_tags``). Default none."""
+    detailed_monitoring: bool = True
+    """EC2 detailed (1-minute) monitoring. Default True."""
+    ssm_access: bool = True
+    """Attach AmazonSSMManagedInstanceCore for Session Manager. Default True."""
+
+    def __post_init__(self) -> None:
+        check_common_props(self)
+        require(isinstance(self.count, int) and 2 <= self.count <= MAX_NODES, "count", self.count,
+                f"a whole number from 2 to {MAX_NODES}")
+        require(bool(self.hostname), "hostname", self.hostname, "a DNS name or the VIP address")
+        require(not self.addresses or len(self.addresses) == self.count, "addresses", len(self.addresses),
+                f"none or one per server ({self.count})")
+        require(not self.extra_cloud_config_per_node or len(self.extra_cloud_config_per_node) == self.count,
+                "extra_cloud_config_per_node", len(self.extra_cloud_config_per_node),
+                f"none or one per server ({self.count})")
+
+    @classmethod
+    def from_settings(cls, settings, *, network, storage, database, cache, hostname: str,
+                      addresses: Sequence[PlacedAddress] = (), **overrides) -> "HarborFleetProps":
+        """The fleet of a ``HarborHaSettings`` deployment; ``overrides`` set any other prop."""
+        values = dict(network=network, storage=storage, database=database, cache=cache, hostname=hostname,
+                      addresses=tuple(addresses), name=settings.name, count=len(addresses) or settings.harbor_count,
+                      instance_type=settings.harbor_instance_type, harbor_version=settings.harbor_version,
+                      ssh_cidrs=tuple(settings.ssh_cidrs), volume_gib=settings.harbor_volume_gib,
+                      tls_certificate=settings.tls_certificate)
+        return cls(**{**values, **overrides})
+
+
+class HarborFleet(Construct):
+    """Attributes: ``instance_ids``, ``private_ips``, ``security_group_id``, ``role``, ``admin_secret_arn``,
+    ``shared_secrets_name``, ``shared_secrets_arn`` (ARN pattern: the first node creates the secret and
+    Secrets Manager appends 6 characters), ``user_data`` (rendered cloud-config per node)."""
+
+    def __init__(self, scope: Construct, id_: str, *, props: HarborFleetProps) -> None:
+        super().__init__(scope, id_)
+        network, database, cache = props.network, props.database, props.cache
+        hosts = HarborHosts(self, "hosts", name=props.name, vpc_id=network.vpc_id,
+                            instance_type=props.instance_type, volume_gib=props.volume_gib,
+                            ssh_cidrs=props.ssh_cidrs, tls_certificate=props.tls_certificate,
+                            detailed_monitoring=props.detailed_monitoring, ssm_access=props.ssm_access)
+        self._hosts = hosts
+        self.role = hosts.role
+        self.security_group_id = hosts.security_group_id
+        self.admin_secret_arn = hosts.admin_secret_arn
+
+        self.shared_secrets_name = f"harbor-ha/{props.name}/shared-secrets-{hosts.key.key_id}"
+        # Secrets Manager appends "-" and 6 random characters to a secret's name in its ARN.
+        self.shared_secrets_arn = hosts.arn("secretsmanager", f"secret:{self.shared_secrets_name}-??????")
+        hosts.grant("shared-secrets", [
+            DataAwsIamPolicyDocumentStatement(
+                effect="Allow", actions=["secretsmanager:CreateSecret"], resources=[self.shared_secrets_arn],
+                condition=[DataAwsIamPolicyDocumentStatementCondition(
+                    test="StringEquals", variable="secretsmanager:KmsKeyId", values=[hosts.kms_key_arn])]),
+            statement(["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], [self.shared_secrets_arn]),
+            statement(["kms:GenerateDataKey", "kms:Decrypt"], [hosts.kms_key_arn]),
+        ])
+        # The shared stores; every grant exists before a node boots (HarborHosts.add_instance waits for them).
+        for policy in (props.storage.grant_read_write(self.role), database.grant_read_master_secret(self.role),
+                       cache.grant_read_auth_token(self.role)):
+            hosts.needed_at_boot(policy)
+        database.allow_from(self)
+        cache.allow_from(self)
+        hosts.allow_egress_to("out-database", cidr=network.vpc_cidr, port=database.db_port,
+                              description="Harbor database")
+        hosts.allow_egress_to("out-redis", cidr=network.vpc_cidr, port=cache.redis_port, description="Harbor Redis")
+
+        config = HarborConfig(
+            harbor_version=props.harbor_version,
+            external_database=ExternalDatabase(host=database.db_address, port=database.db_port,
+                                               db_name=database.db_name, username=database.master_username),
+            external_redis=ExternalRedis(host=cache.redis_endpoint, port=cache.redis_port),
+            s3=S3Storage(region=props.storage.region, bucket=props.storage.bucket_name,
+                         kms_key_arn=props.storage.kms_key_arn))
+        environment = {**hosts.environment(), "HARBOR_HOSTNAME": props.hostname,
+                       "DB_SECRET_ARN": database.master_user_secret_arn,
+                       "REDIS_SECRET_ARN": cache.auth_token_secret_arn,
+                       "SHARED_SECRET_NAME": self.shared_secrets_name, "SHARED_SECRET_KMS_KEY": hosts.kms_key_arn}
+        zones = len(network.private_subnet_ids)
+        self.user_data: list[str] = []
+        instances = []
+        for i in range(props.count):
+            extra = props.extra_cloud_config or CloudConfig()
+            if props.extra_cloud_config_per_node:
+                extra = extra.merge(props.extra_cloud_config_per_node[i])
+            user_data = harbor_cloud_config(config=config, environment=environment, shared_secrets=True,
+                                            extra=extra).render()
+            self.user_data.append(user_data)
+            address = props.addresses[i] if props.addresses else None
+            instances.append(hosts.add_instance(
+                f"harbor-{i}", subnet_id=address.subnet_id if address else network.private_subnet_ids[i % zones],
+                private_ip=address.private_ip if address else None, user_data=user_data,
+                tags={**props.instance_tags, "harbor-ha:role": "harbor"}))
+        self.instance_ids = [instance.id for instance in instances]
+        self.private_ips = [instance.private_ip for instance in instances]
+
+    def allow_from(self, peer: Connectable, ports: Sequence[int] = HARBOR_PORTS) -> None:
+        """Admit members of ``peer``'s security group (the load balancers) to ``ports``."""
+        self._hosts.allow_from(peer, ports)
+
+    def allow_from_cidrs(self, cidrs: Sequence[str], ports: Sequence[int] = HARBOR_PORTS) -> None:
+        """Admit the networks ``cidrs`` to ``ports`` (active-standby: clients reach the nodes directly)."""
+        self._hosts.allow_from_cidrs(cidrs, ports)

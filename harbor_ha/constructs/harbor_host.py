@@ -1,0 +1,166 @@
+"""What every Harbor VM of one deployment shares, for the Harbor fleet and the standalone node alike: an
+instance role and profile, a security group that admits nobody until ``allow_from``, a KMS key for the
+deployment's Harbor secrets, the generate-once admin password, and the instance settings.
+
+Instances run Amazon Linux 2023 with IMDSv2 required and a metadata hop limit of 2 (Harbor's containers
+reach the instance role through the docker bridge, goharbor#23139), an encrypted gp3 root volume and
+detailed monitoring. Update policy: ``ami`` and ``user_data`` changes are ignored, so a new AMI or a newer
+harbor-ha never replaces a running Harbor; roll nodes one at a time (``terraform apply -replace=...``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Mapping, Sequence
+
+from harbor_ha.aws import (
+    Construct, DataAwsCallerIdentity, DataAwsIamPolicyDocumentStatement, DataAwsIamPolicyDocumentStatementCondition,
+    DataAwsPartition, DataAwsRegion, DataAwsSecretsmanagerRandomPassword, DataAwsSsmParameter, IamInstanceProfile,
+    IamRole, IamRolePolicy, IamRolePolicyAttachment, Instance, InstanceMetadataOptions, InstanceRootBlockDevice,
+    SecretsmanagerSecret, SecretsmanagerSecretVersion, SecurityGroup, TerraformResourceLifecycle,
+    VpcSecurityGroupIngressRule,
+)
+from harbor_ha.constructs.connections import Connectable, allow_egress_tcp, allow_tcp, allow_tcp_from_cidr
+from harbor_ha.constructs.data_tier import customer_key, grant, require, secret_reader_statements, statement
+
+AL2023_X86_64 = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+EC2_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+HARBOR_PORTS = (443, 80)
+_SECRET_ARN_RE = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$")
+_VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
+
+
+def check_common_props(props: object) -> None:
+    """The props every Harbor VM construct has: version, instance type, volume, TLS, SSH networks."""
+    match = _VERSION_RE.match(getattr(props, "harbor_version") or "")
+    require(match and tuple(int(g) for g in match.groups()) >= (2, 13, 0), "harbor_version", props.harbor_version,
+            "a Harbor release X.Y.Z from 2.13.0 on (Redis over TLS, the boot scripts' harbor.yml)")
+    require(re.match(r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$", props.instance_type or ""), "instance_type",
+            props.instance_type, "an EC2 instance type such as m6i.large")
+    require(isinstance(props.volume_gib, int) and 20 <= props.volume_gib <= 16384, "volume_gib", props.volume_gib,
+            "a whole number from 20 to 16384")
+    require(props.tls_certificate == "self-signed" or _SECRET_ARN_RE.match(props.tls_certificate or ""),
+            "tls_certificate", props.tls_certificate,
+            "'self-signed' or the ARN of a Secrets Manager secret holding {\"certificate\", \"private_key\"}")
+    for cidr in props.ssh_cidrs:
+        require(re.match(r"^\d+\.\d+\.\d+\.\d+/([1-9]|[12]\d|3[0-2])$", cidr), "ssh_cidrs", props.ssh_cidrs,
+                "IPv4 networks narrower than 0.0.0.0/0, such as 192.0.2.0/24")
+    require(re.match(r"^[a-z][a-z0-9-]{0,27}$", props.name or ""), "name", props.name,
+            "1-28 lower-case letters, digits and '-', starting with a letter")
+
+
+class HarborHosts(Construct):
+    """The shared parts of a group of Harbor VMs; ``add_instance`` makes one VM.
+
+    Attributes: ``role``, ``security_group_id``, ``kms_key_arn``, ``admin_secret_arn``, ``region``,
+    ``arn_prefix`` (``arn:<partition>:<service>:<region>:<account>`` template, see ``arn``)."""
+
+    def __init__(self, scope: Construct, id_: str, *, name: str, vpc_id: str, instance_type: str, volume_gib: int,
+                 ssh_cidrs: Sequence[str], tls_certificate: str, detailed_monitoring: bool,
+                 ssm_access: bool) -> None:
+        super().__init__(scope, id_)
+        self._name = name
+        self._instance_type = instance_type
+        self._volume_gib = volume_gib
+        self._monitoring = detailed_monitoring
+        self._peers = 0
+        self._grants: list[IamRolePolicy] = []
+        self.region = DataAwsRegion(self, "region").name
+        self._partition = DataAwsPartition(self, "partition").partition
+        self._account = DataAwsCallerIdentity(self, "account").account_id
+
+        # No inline rules: Terraform drops AWS's default allow-all egress; the rule resources below are all.
+        group = SecurityGroup(self, "security-group", name_prefix=f"{name}-", vpc_id=vpc_id,
+                              description=f"{name}: Harbor servers, admitting only the groups allowed in",
+                              tags={"Name": name})
+        self.security_group_id = group.id
+        # Packages, GitHub releases, container images, and the AWS APIs (S3, Secrets Manager, KMS, SSM).
+        allow_egress_tcp(self, "out-https", from_group_id=group.id, cidr="0.0.0.0/0", port=443,
+                         description="HTTPS: packages, images, AWS APIs, peer Harbors")
+        for n, cidr in enumerate(ssh_cidrs):
+            allow_tcp_from_cidr(self, f"ssh-{n}", to_group_id=group.id, cidr=cidr, port=22, description="SSH")
+
+        self.role = IamRole(self, "role", name_prefix=f"{name}-", assume_role_policy=EC2_TRUST)
+        if ssm_access:
+            IamRolePolicyAttachment(self, "ssm-core", role=self.role.name,
+                                    policy_arn=f"arn:{self._partition}:iam::aws:policy/AmazonSSMManagedInstanceCore")
+        self._profile = IamInstanceProfile(self, "profile", name_prefix=f"{name}-", role=self.role.name)
+        self._ami = DataAwsSsmParameter(self, "ami", name=AL2023_X86_64)
+
+        self.key = customer_key(self, alias=f"{name}-harbor", description=f"{name}: Harbor secrets")
+        self.kms_key_arn = self.key.arn
+        admin = SecretsmanagerSecret(self, "admin-password", name_prefix=f"{name}-harbor-admin-",
+                                     kms_key_id=self.key.arn, description=f"{name}: Harbor admin password")
+        # Harbor wants upper and lower case and a digit; punctuation would need quoting in every client.
+        generated = DataAwsSecretsmanagerRandomPassword(self, "admin-password-generator", password_length=24,
+                                                        exclude_punctuation=True, include_space=False,
+                                                        require_each_included_type=True)
+        # The generator yields a new value on every plan: keep the first (Harbor uses it once, at install).
+        SecretsmanagerSecretVersion(self, "admin-password-value", secret_id=admin.id,
+                                    secret_string=generated.random_password,
+                                    lifecycle=TerraformResourceLifecycle(ignore_changes=["secret_string"]))
+        self.admin_secret_arn = admin.arn
+        self.grant("read-admin-password", secret_reader_statements(admin.arn, self.key.arn))
+        self.tls_secret_arn = "" if tls_certificate == "self-signed" else tls_certificate
+        if self.tls_secret_arn:
+            self.grant("read-tls-certificate", [
+                statement(["secretsmanager:GetSecretValue"], [self.tls_secret_arn]),
+                # Whatever key encrypts the given secret, only through Secrets Manager.
+                DataAwsIamPolicyDocumentStatement(
+                    effect="Allow", actions=["kms:Decrypt"], resources=["*"],
+                    condition=[DataAwsIamPolicyDocumentStatementCondition(
+                        test="StringEquals", variable="kms:ViaService",
+                        values=[f"secretsmanager.{self.region}.amazonaws.com"])])])
+
+    def arn(self, service: str, resource: str) -> str:
+        """An ARN in this stack's partition, region and account."""
+        return f"arn:{self._partition}:{service}:{self.region}:{self._account}:{resource}"
+
+    def grant(self, purpose: str, statements: Sequence[DataAwsIamPolicyDocumentStatement]) -> IamRolePolicy:
+        """An inline policy on the hosts' role; instances wait for it (their boot scripts need it)."""
+        return self.needed_at_boot(grant(self, self.role, purpose, statements))
+
+    def needed_at_boot(self, policy: IamRolePolicy) -> IamRolePolicy:
+        """Make instances added from now on wait for ``policy`` (a grant by another construct)."""
+        self._grants.append(policy)
+        return policy
+
+    def environment(self) -> dict[str, str]:
+        """The boot scripts' settings that every Harbor VM has."""
+        return {"AWS_DEFAULT_REGION": self.region, "ADMIN_SECRET_ARN": self.admin_secret_arn,
+                "TLS_SECRET_ARN": self.tls_secret_arn}
+
+    def allow_from(self, peer: Connectable, ports: Sequence[int] = HARBOR_PORTS) -> list[VpcSecurityGroupIngressRule]:
+        """Admit members of ``peer``'s security group (e.g. the load balancers) to Harbor's ``ports``."""
+        self._peers += 1
+        return [allow_tcp(self, f"from-peer-{self._peers}-{port}", to_group_id=self.security_group_id,
+                          from_group_id=peer.security_group_id, port=port, description="Harbor clients")
+                for port in ports]
+
+    def allow_from_cidrs(self, cidrs: Sequence[str], ports: Sequence[int] = HARBOR_PORTS
+                         ) -> list[VpcSecurityGroupIngressRule]:
+        """Admit the networks ``cidrs`` to Harbor's ``ports``."""
+        self._peers += 1
+        return [allow_tcp_from_cidr(self, f"from-cidr-{self._peers}-{n}-{port}", to_group_id=self.security_group_id,
+                                    cidr=cidr, port=port, description="Harbor clients")
+                for n, cidr in enumerate(cidrs) for port in ports]
+
+    def allow_egress_to(self, id_: str, *, cidr: str, port: int, description: str) -> None:
+        allow_egress_tcp(self, id_, from_group_id=self.security_group_id, cidr=cidr, port=port,
+                         description=description)
+
+    def add_instance(self, id_: str, *, subnet_id: str, user_data: str, private_ip: str | None = None,
+                     tags: Mapping[str, str] | None = None) -> Instance:
+        return Instance(
+            self, id_, ami=self._ami.value, instance_type=self._instance_type, subnet_id=subnet_id,
+            private_ip=private_ip, vpc_security_group_ids=[self.security_group_id],
+            iam_instance_profile=self._profile.name, monitoring=self._monitoring,
+            metadata_options=InstanceMetadataOptions(http_endpoint="enabled", http_tokens="required",
+                                                     http_put_response_hop_limit=2),
+            root_block_device=InstanceRootBlockDevice(encrypted=True, kms_key_id=self.key.arn, volume_type="gp3",
+                                                      volume_size=self._volume_gib, delete_on_termination=True),
+            user_data=user_data, tags={"Name": f"{self._name}-{id_}", **(tags or {})},
+            depends_on=list(self._grants),
+            lifecycle=TerraformResourceLifecycle(ignore_changes=["ami", "user_data"]))

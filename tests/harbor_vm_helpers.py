@@ -1,0 +1,107 @@
+"""Checks shared by the Harbor fleet and standalone node tests: the user-data that cloud-init, shellcheck
+and Harbor's template judge, and the instance hardening."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import yaml
+from python_terraform import IsFlagged, Terraform
+
+from harbor_ha.cloud_init import USER_DATA_LIMIT
+from harbor_ha.constructs.harbor_host import AL2023_X86_64
+from harbor_ha.harbor_boot import ENV_PATH
+from harbor_ha.terraform_config import terraform_env
+
+from conftest import require_tool, resources
+
+_REFERENCE = re.compile(r"\$\{[^}]*\}")
+PLAINTEXT_SECRETS = ("Harbor12345", "root123", "BEGIN RSA PRIVATE KEY", "BEGIN PRIVATE KEY")
+
+
+def without_references(text: str) -> str:
+    """User-data with every Terraform reference replaced by a plain placeholder, as the node would see it."""
+    return _REFERENCE.sub("tf-reference", text)
+
+
+def written_files(user_data: str) -> dict[str, str]:
+    """The files a cloud-config writes, decoded, by path."""
+    files = {}
+    for entry in yaml.safe_load(user_data)["write_files"]:
+        content = entry["content"]
+        if entry.get("encoding") == "gz+b64":
+            content = gzip.decompress(base64.b64decode(content)).decode()
+        files[entry["path"]] = content
+    return files
+
+
+def environment(user_data: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in written_files(user_data)[ENV_PATH].splitlines())
+
+
+def check_user_data(user_data: str, tmp_path: Path) -> dict[str, str]:
+    """cloud-init's schema accepts it, shellcheck every script in it, it fits EC2, no secret in it."""
+    assert len(user_data.encode()) <= USER_DATA_LIMIT
+    for secret in PLAINTEXT_SECRETS:
+        assert secret not in user_data
+    cloud_init = require_tool("cloud-init")
+    config = tmp_path / "user-data.yaml"
+    config.write_text(without_references(user_data))
+    result = subprocess.run([cloud_init, "schema", "--config-file", str(config)], capture_output=True, text=True)
+    assert result.returncode == 0 and "Valid cloud-config" in result.stdout, result.stdout + result.stderr
+    files = written_files(user_data)
+    shellcheck = require_tool("shellcheck")
+    scripts = [path for path, content in files.items() if content.startswith("#!/bin/bash")]
+    assert scripts
+    for path in scripts:
+        script = tmp_path / Path(path).name
+        script.write_text(files[path])
+        result = subprocess.run([shellcheck, str(script)], capture_output=True, text=True)
+        assert result.returncode == 0, f"{path}:\n{result.stdout}"
+    # Every placeholder harbor.yml holds is one the configure script fills in.
+    configure = files["/usr/local/libexec/harbor-ha/configure-harbor.sh"]
+    for name in set(re.findall(r"@@([A-Z_]+)@@", files["/etc/harbor-ha/harbor.yml.tmpl"])):
+        assert f"[{name}]" in configure, name
+    return files
+
+
+def check_hardened(doc: dict, instance: dict, volume_gib: int) -> None:
+    """IMDSv2 with hop limit 2, encrypted gp3 root volume, monitoring, AMI from SSM, update policy."""
+    assert instance["metadata_options"] == {"http_endpoint": "enabled", "http_tokens": "required",
+                                            "http_put_response_hop_limit": 2}
+    root = instance["root_block_device"]
+    assert (root["encrypted"], root["volume_type"], root["volume_size"]) == (True, "gp3", volume_gib)
+    assert root["kms_key_id"].startswith("${aws_kms_key.")
+    assert instance["monitoring"] is True
+    assert instance["lifecycle"]["ignore_changes"] == ["ami", "user_data"]
+    (name, parameter), = doc["data"]["aws_ssm_parameter"].items()
+    assert parameter["name"] == AL2023_X86_64
+    assert instance["ami"] == f"${{data.aws_ssm_parameter.{name}.value}}"
+    assert instance["depends_on"], "instances must wait for their role's policies"
+
+
+def role_policies(doc: dict) -> dict[str, list[dict]]:
+    """Statements of every inline role policy, by policy name."""
+    documents = doc["data"]["aws_iam_policy_document"]
+    return {body["name"]: documents[re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(.+)\.json\}",
+                                                   body["policy"]).group(1)]["statement"]
+            for body in resources(doc, "aws_iam_role_policy").values()}
+
+
+def terraform_validate(workdir: Path, text: str, monkeypatch) -> None:
+    terraform = require_tool("terraform")
+    (workdir / "cdk.tf.json").write_text(text)
+    for key, value in terraform_env().items():
+        monkeypatch.setenv(key, value)
+    tf = Terraform(working_dir=str(workdir), terraform_bin_path=terraform)
+    code, out, err = tf.init(capture_output=True, backend=False)
+    assert code == 0, f"terraform init failed:\n{out}\n{err}"
+    code, out, err = tf.cmd("validate", json=IsFlagged, no_color=IsFlagged)
+    result = json.loads(out)
+    assert code == 0 and result["valid"], json.dumps(result["diagnostics"], indent=2) + err
+    assert result["warning_count"] == 0, json.dumps(result["diagnostics"], indent=2)
