@@ -1,5 +1,5 @@
 """The data tier that every Harbor server of active-active and active-standby shares: PostgreSQL (RDS),
-Redis (ElastiCache) and the S3 image bucket, wired to a fleet in one call."""
+Redis (ElastiCache) and the S3 image bucket. ``HarborFleet`` wires itself to the three."""
 
 from __future__ import annotations
 
@@ -35,12 +35,3 @@ class SharedData(Construct):
         self.storage = RegistryStorage(self, "storage", props=props.storage)
         self.database = HarborDatabase(self, "database", props=props.database)
         self.cache = HarborCache(self, "cache", props=props.cache)
-
-    def serve(self, fleet) -> None:
-        """Let ``fleet`` (anything with ``security_group_id`` and an IAM ``role``) use all three stores:
-        network access to the database and cache, the bucket, and the two secrets it reads at boot."""
-        self.storage.grant_read_write(fleet.role)
-        self.database.allow_from(fleet)
-        self.database.grant_read_master_secret(fleet.role)
-        self.cache.allow_from(fleet)
-        self.cache.grant_read_auth_token(fleet.role)
