@@ -110,12 +110,12 @@ def test_stack_lifecycle(stack, project):
     assert outputs
 
     assert all(c.ok for c in timed("verify", verify)), "verify failed on a fresh deployment"
-    assert timed("plan", deploy.plan_is_empty), "a plan right after apply wants changes"
+    assert timed("plan", deploy.plan_is_empty, stream=True), "a plan right after apply wants changes"
 
     state = deploy.StackRun(stack, project_dir=root).ready().state()
     if vip_associations(resources_by_type(state)):
         assert _failover(endpoint, state)
-        assert timed("plan after failover", deploy.plan_is_empty), "terraform wants the VIP back after a failover"
+        assert timed("plan after failover", deploy.plan_is_empty, stream=True), "terraform wants the VIP back after a failover"
         assert all(c.ok for c in verify(stack, project_dir=root)), "verify fails after a failover"
 
     buckets = [r["values"]["bucket"] for r in state_resources(state) if r["type"] == "aws_s3_bucket"]

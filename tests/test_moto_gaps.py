@@ -67,3 +67,15 @@ def test_implement_monitor_instances(endpoint):
     ec2.unmonitor_instances(InstanceIds=[instance])
     described = ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]
     assert described["Monitoring"]["State"] == "disabled"
+
+
+def test_report_security_groups_of_interface_launches(endpoint):
+    ec2 = client(endpoint, "ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.8.1.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName="fixed-ip", Description="test", VpcId=vpc)["GroupId"]
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    instance = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, NetworkInterfaces=[{
+        "DeviceIndex": 0, "SubnetId": subnet, "PrivateIpAddress": "10.8.1.10", "Groups": [group]}])["Instances"][0]
+    described = ec2.describe_instances(InstanceIds=[instance["InstanceId"]])["Reservations"][0]["Instances"][0]
+    assert [g["GroupId"] for g in described["SecurityGroups"]] == [group]

@@ -107,8 +107,30 @@ def implement_monitor_instances() -> None:
     Monitoring.unmonitor_instances = lambda self: set_monitoring(self, "disabled")
 
 
+@_once
+def report_security_groups_of_interface_launches() -> None:
+    """EC2: an instance launched with its security groups on the network interface specification
+    (``NetworkInterfaces.1.Groups``, what the AWS provider sends for an instance with a fixed private IP)
+    reports those groups in ``SecurityGroups``. moto leaves that list empty, so the provider reads
+    ``vpc_security_group_ids = []`` and every later plan wants to add the groups again."""
+    from moto.ec2.models.instances import InstanceBackend
+
+    run_instances = InstanceBackend.run_instances
+
+    @functools.wraps(run_instances)
+    def run_instances_reporting_groups(self, *args, **kwargs):
+        reservation = run_instances(self, *args, **kwargs)
+        for instance in reservation.instances:
+            primary = instance.nics.get(0)
+            if not instance.security_groups and primary is not None:
+                instance.security_groups = list(primary._group_set)
+        return reservation
+
+    InstanceBackend.run_instances = run_instances_reporting_groups
+
+
 PATCHES = (register_replication_group_member_clusters, finish_replication_group_deletes,
-           implement_monitor_instances)
+           implement_monitor_instances, report_security_groups_of_interface_launches)
 
 
 def apply_all() -> None:
