@@ -14,7 +14,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from harbor_ha.harbor_boot import script_path
-from tests.conftest import require_tool
+from conftest import require_tool
 
 REGION = "us-east-1"
 SECRET_NAME = "harbor-ha/test/harbor-shared-secrets"
@@ -118,6 +118,7 @@ def test_other_errors_stop_the_bootstrap(aws, tmp_path, monkeypatch):
     """A failure other than 'not found' (here: no credentials) must not lead to new material."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("HARBOR_HA_RETRIES", "2")
     process = _start(tmp_path / "node", aws[1])
     process.communicate(timeout=120)
     assert process.returncode != 0
