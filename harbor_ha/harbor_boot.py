@@ -37,7 +37,7 @@ def _script(name: str) -> WriteFile:
 
 
 def _run(name: str) -> tuple[str, ...]:
-    return (f"{SCRIPT_DIR}/{name}",)
+    return (f"{SCRIPT_DIR}/run-step.sh", name)
 
 
 def environment_file(values: Mapping[str, str]) -> WriteFile:
@@ -83,7 +83,7 @@ def harbor_cloud_config(*, config: HarborConfig, environment: Mapping[str, str],
     with Harbor up."""
     values = {"HARBOR_VERSION": config.harbor_version, "COMPOSE_VERSION": COMPOSE_VERSION,
               "HARBOR_SIGNING_KEY": HARBOR_SIGNING_KEY, **environment}
-    parts = [CloudConfig(files=(environment_file(values),))]
+    parts = [CloudConfig(files=(environment_file(values), _script("run-step.sh")))]
     if data_volume:
         parts.append(data_volume_part())
     parts.append(install_part())

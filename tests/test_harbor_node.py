@@ -5,7 +5,6 @@ accept, and a hook for more boot steps."""
 from __future__ import annotations
 
 import json
-import re
 from types import SimpleNamespace
 
 import pytest
@@ -18,6 +17,7 @@ from harbor_ha.settings import HarborHaSettings
 from harbor_ha.stacks.base import HarborHaStack
 
 from conftest import TEST_LOCAL_ENDPOINT, CdktfTesting, resources
+from data_tier_helpers import assert_rejected
 from harbor_vm_helpers import (
     PLAINTEXT_SECRETS, check_hardened, check_user_data, environment, role_policies, terraform_validate, written_files,
 )
@@ -96,7 +96,7 @@ def test_node_is_hardened_and_its_boot_is_valid(ebs, tmp_path):
     harbor_yml = yaml.safe_load(files["/etc/harbor-ha/harbor.yml.tmpl"])
     # Harbor's own database and Redis, images under /data (the EBS volume).
     assert not {"external_database", "external_redis", "storage_service"} & set(harbor_yml)
-    runcmd = [c[0] if isinstance(c, list) else c for c in yaml.safe_load(stack.harbor.user_data)["runcmd"]]
+    runcmd = [c[-1] if isinstance(c, list) else c for c in yaml.safe_load(stack.harbor.user_data)["runcmd"]]
     assert [c.rsplit("/", 1)[-1] for c in runcmd] == ["data-volume.sh", "install-harbor.sh", "configure-harbor.sh",
                                                       "echo configure replication"]
     # The hook reaches the instance's user-data, not only the attribute.
@@ -154,8 +154,7 @@ def test_terraform_validate_accepts_the_node(ebs, tmp_path, monkeypatch):
     ({"instance_type": "large"}, "instance_type", "an EC2 instance type"),
 ])
 def test_bad_props_name_the_prop(change, prop, allowed):
-    with pytest.raises(ValueError, match=rf"^{prop} = .*: allowed is .*{re.escape(allowed)}"):
-        StandaloneHarborNodeProps(network=None, **change)
+    assert_rejected(lambda: StandaloneHarborNodeProps(network=None, **change), prop, allowed)
 
 
 def test_zone_index_beyond_the_network_is_rejected(app, stack_id):

@@ -45,7 +45,7 @@ def aws(moto_endpoint, monkeypatch):
 def _start(node: Path, key_id: str) -> subprocess.Popen:
     require_tool("openssl")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # venv's aws
-           "HARBOR_HA_ENV": str(node / "no-such-env-file"), "SHARED_SECRET_NAME": SECRET_NAME,
+           "SHARED_SECRET_NAME": SECRET_NAME,
            "SHARED_SECRET_KMS_KEY": key_id, "HARBOR_HOSTNAME": "registry.example.com",
            "HARBOR_SECRET_DIR": str(node / "data" / "secret"), "HARBOR_HA_STATE_DIR": str(node / "etc")}
     return subprocess.Popen(["bash", str(script_path("shared-secrets.sh"))], env=env, stdout=subprocess.PIPE,

@@ -12,13 +12,6 @@
 # JSON; empty: Harbor's own database with a password made here once), REDIS_SECRET_ARN (plain string),
 # TLS_SECRET_ARN (JSON certificate + private_key; empty: the shared self-signed pair, or one made here).
 set -euo pipefail
-env_file=${HARBOR_HA_ENV:-/etc/harbor-ha/harbor.env}
-if [ -r "$env_file" ]; then
-  set -a
-  # shellcheck source=/dev/null
-  . "$env_file"
-  set +a
-fi
 if [ -z "${HARBOR_HOSTNAME:-}" ]; then
   token=$(curl -fsS -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 60" http://169.254.169.254/latest/api/token)
   HARBOR_HOSTNAME=$(curl -fsS -H "X-aws-ec2-metadata-token: $token" http://169.254.169.254/latest/meta-data/local-ipv4)

@@ -3,13 +3,6 @@
 # it, makes a file system only on a blank volume (a volume that already holds a registry is never
 # formatted), and mounts it by UUID at every boot.
 set -euo pipefail
-env_file=${HARBOR_HA_ENV:-/etc/harbor-ha/harbor.env}
-if [ -r "$env_file" ]; then
-  set -a
-  # shellcheck source=/dev/null
-  . "$env_file"
-  set +a
-fi
 : "${DATA_VOLUME_ID:?is the EBS volume that holds Harbor data}"
 mount_point=${HARBOR_DATA_DIR:-/data}
 # Nitro instances expose EBS volumes as NVMe devices whose serial is the volume id without the dash.

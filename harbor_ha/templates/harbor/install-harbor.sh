@@ -3,15 +3,9 @@
 # Amazon Linux 2023 packages Docker but not the compose plugin: it comes from Docker's GitHub release and is
 # checked against the SHA-256 published beside it. The Harbor installer is checked against its detached
 # signature with Harbor's release key, fetched by its key id, so a tampered download never runs.
-# Environment: HARBOR_VERSION, COMPOSE_VERSION, HARBOR_SIGNING_KEY (key id); runs again harmlessly.
+# Environment (see run-step.sh): HARBOR_VERSION, COMPOSE_VERSION, HARBOR_SIGNING_KEY (key id). Runs again
+# harmlessly.
 set -euo pipefail
-env_file=${HARBOR_HA_ENV:-/etc/harbor-ha/harbor.env}
-if [ -r "$env_file" ]; then
-  set -a
-  # shellcheck source=/dev/null
-  . "$env_file"
-  set +a
-fi
 : "${HARBOR_VERSION:?is the Harbor release to install}"
 : "${COMPOSE_VERSION:?is the docker compose release to install}"
 : "${HARBOR_SIGNING_KEY:?is the id of the key that signs Harbor releases}"

@@ -13,13 +13,6 @@
 # (default /data/secret), HARBOR_HA_STATE_DIR (default /etc/harbor-ha: shared-secrets.env, tls/),
 # HARBOR_HA_RETRIES (default 10) for AWS errors.
 set -euo pipefail
-env_file=${HARBOR_HA_ENV:-/etc/harbor-ha/harbor.env}
-if [ -r "$env_file" ]; then
-  set -a
-  # shellcheck source=/dev/null
-  . "$env_file"
-  set +a
-fi
 : "${SHARED_SECRET_NAME:?names the shared-secrets secret of the deployment}"
 : "${SHARED_SECRET_KMS_KEY:?is the KMS key that encrypts it}"
 : "${HARBOR_HOSTNAME:?is the name or address clients use}"
