@@ -37,3 +37,14 @@ def allow_egress_tcp(scope: Construct, id_: str, *, from_group_id: str, cidr: st
     return VpcSecurityGroupEgressRule(
         scope, id_, security_group_id=from_group_id, cidr_ipv4=cidr, ip_protocol="tcp",
         from_port=port, to_port=port, description=description)
+
+
+VRRP_PROTOCOL = "112"
+
+
+def allow_vrrp_within(scope: Construct, group_id: str) -> None:
+    """VRRP (IP protocol 112, unicast) in and out between members of ``group_id`` only: a keepalived pair."""
+    VpcSecurityGroupIngressRule(scope, "vrrp-in", security_group_id=group_id, ip_protocol=VRRP_PROTOCOL,
+                                referenced_security_group_id=group_id, description="VRRP from the peer")
+    VpcSecurityGroupEgressRule(scope, "vrrp-out", security_group_id=group_id, ip_protocol=VRRP_PROTOCOL,
+                               referenced_security_group_id=group_id, description="VRRP to the peer")

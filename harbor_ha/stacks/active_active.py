@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from harbor_ha.aws import Construct, Fn
+from harbor_ha.aws import Construct
 from harbor_ha.constructs.harbor_fleet import HarborFleet, HarborFleetProps
 from harbor_ha.constructs.lb_pair import LoadBalancerPair, LoadBalancerPairProps
 from harbor_ha.constructs.network import HarborNetwork, HarborNetworkProps
@@ -39,22 +39,7 @@ class ActiveActiveStack(HarborHaStack):
             name=f"{s.name}-lb", instance_type=s.lb_instance_type, client_cidrs=s.admin_cidrs,
             ssh_cidrs=s.ssh_cidrs))
         lb_pair.allow_to(fleet)
-        ips.associate_initially(lb_pair.instance_ids[0])
 
-        url = f"https://{s.hostname}" if s.hostname else Fn.join("", ["https://", ips.vip_address])
-        self.output("harbor_url", url, "Where clients reach Harbor (the VIP)")
-        self.output("vip_address", ips.vip_address, "The virtual IP: an Elastic IP held by the MASTER load balancer")
-        self.output("vip_allocation_id", ips.vip_allocation_id, "Allocation id of the VIP Elastic IP")
-        self.output("harbor_private_ips", fleet.private_ips, "Fixed private addresses of the Harbor servers")
-        self.output("harbor_instance_ids", fleet.instance_ids, "EC2 instances of the Harbor servers")
+        self.output_vip_deployment(ips=ips, fleet=fleet, data=data, vip_holder="load balancer")
         self.output("lb_private_ips", lb_pair.private_ips, "Fixed private addresses of the load balancers")
         self.output("lb_instance_ids", lb_pair.instance_ids, "EC2 instances of the load balancers")
-        self.output("db_endpoint", data.database.db_endpoint, "PostgreSQL endpoint (host:port), TLS only")
-        self.output("redis_endpoint", data.cache.redis_endpoint, "Redis primary endpoint, TLS only")
-        self.output("bucket", data.storage.bucket_name, "S3 bucket holding the image layers")
-        self.output("db_master_secret_arn", data.database.master_user_secret_arn,
-                    "Secrets Manager secret of the database master user (managed by RDS)")
-        self.output("redis_auth_secret_arn", data.cache.auth_token_secret_arn, "Secrets Manager secret of the Redis AUTH token")
-        self.output("harbor_secrets_arn", fleet.shared_secrets_arn,
-                    "Secrets Manager secret of Harbor's shared keys (created by the first node at boot)")
-        self.output("admin_secret_arn", fleet.admin_secret_arn, "Secrets Manager secret of Harbor's admin password")

@@ -3,7 +3,7 @@ state file per target and stack so that a local and an AWS deployment never shar
 
 from __future__ import annotations
 
-from harbor_ha.aws import AwsProvider, Construct, LocalBackend, TerraformOutput, TerraformStack
+from harbor_ha.aws import AwsProvider, Construct, Fn, LocalBackend, TerraformOutput, TerraformStack
 from harbor_ha.provider import aws_provider
 from harbor_ha.settings import HarborHaSettings
 
@@ -29,3 +29,23 @@ class HarborHaStack(TerraformStack):
 
     def output(self, name: str, value, description: str, sensitive: bool = False) -> TerraformOutput:
         return TerraformOutput(self, name, value=value, description=description, sensitive=sensitive)
+
+    def output_vip_deployment(self, *, ips, fleet, data, vip_holder: str) -> None:
+        """The outputs of a VIP topology on the shared data tier (active-active, active-standby)."""
+        hostname = self.settings.hostname
+        url = f"https://{hostname}" if hostname else Fn.join("", ["https://", ips.vip_address])
+        self.output("harbor_url", url, "Where clients reach Harbor (the VIP)")
+        self.output("vip_address", ips.vip_address, f"The virtual IP: an Elastic IP held by the MASTER {vip_holder}")
+        self.output("vip_allocation_id", ips.vip_allocation_id, "Allocation id of the VIP Elastic IP")
+        self.output("harbor_private_ips", fleet.private_ips, "Fixed private addresses of the Harbor servers")
+        self.output("harbor_instance_ids", fleet.instance_ids, "EC2 instances of the Harbor servers")
+        self.output("db_endpoint", data.database.db_endpoint, "PostgreSQL endpoint (host:port), TLS only")
+        self.output("redis_endpoint", data.cache.redis_endpoint, "Redis primary endpoint, TLS only")
+        self.output("bucket", data.storage.bucket_name, "S3 bucket holding the image layers")
+        self.output("db_master_secret_arn", data.database.master_user_secret_arn,
+                    "Secrets Manager secret of the database master user (managed by RDS)")
+        self.output("redis_auth_secret_arn", data.cache.auth_token_secret_arn,
+                    "Secrets Manager secret of the Redis AUTH token")
+        self.output("harbor_secrets_arn", fleet.shared_secrets_arn,
+                    "Secrets Manager secret of Harbor's shared keys (created by the first node at boot)")
+        self.output("admin_secret_arn", fleet.admin_secret_arn, "Secrets Manager secret of Harbor's admin password")
