@@ -481,8 +481,12 @@ def _policy_drift(current: dict, desired: dict) -> list[str]:
 
 # --- credentials from AWS Secrets Manager ---------------------------------------------------------------------
 
+ADMIN_USERNAME = "admin"
+
+
 def read_secret_credential(secret_id: str, region: Optional[str] = None) -> Credential:
-    """The ``{"username": ..., "password": ...}`` JSON secret ``secret_id`` (ARN or name) as a Credential.
+    """The ``{"username": ..., "password": ...}`` JSON secret ``secret_id`` (ARN or name) as a Credential; a
+    secret that is not a JSON object is the password of Harbor's ``admin``.
 
     Uses boto3 when importable, else the ``aws`` CLI (all a bare Amazon Linux 2023 node has)."""
     try:
@@ -491,12 +495,16 @@ def read_secret_credential(secret_id: str, region: Optional[str] = None) -> Cred
         text = _secret_string_from_cli(secret_id, region)
     else:
         text = _secret_string_from_boto3(boto3, secret_id, region)
+    if not text.lstrip().startswith("{"):
+        # harbor-ha's nodes keep their generated admin password as a plain string.
+        return Credential(ADMIN_USERNAME, text)
     try:
         value = json.loads(text)
         return Credential(str(value["username"]), str(value["password"]))
     except (ValueError, KeyError, TypeError):
         raise ReplicationError(f"secret {secret_id!r} is not JSON with \"username\" and \"password\" keys: "
-                               "store it as {\"username\": \"...\", \"password\": \"...\"}") from None
+                               "store it as {\"username\": \"...\", \"password\": \"...\"}, or as the "
+                               "plain password of Harbor's admin") from None
 
 
 def _secret_string_from_boto3(boto3: Any, secret_id: str, region: Optional[str]) -> str:

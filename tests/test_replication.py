@@ -476,9 +476,11 @@ def test_bad_arguments_exit_non_zero_with_a_message(argv, status, message, capsy
 
 def test_secret_problems_are_explained(aws_env):
     with mock_aws():
-        _put_secret("plain", "not json")
+        _put_secret("plain", "GeneratedAdminPassword1")
+        assert read_secret_credential("plain", REGION) == Credential("admin", "GeneratedAdminPassword1")
+        _put_secret("broken", '{"user": "admin"}')
         with pytest.raises(ReplicationError, match=r"not JSON with \"username\" and \"password\""):
-            read_secret_credential("plain", REGION)
+            read_secret_credential("broken", REGION)
         with pytest.raises(ReplicationError, match="ResourceNotFoundException.*secretsmanager:GetSecretValue"):
             read_secret_credential("missing", REGION)
 
