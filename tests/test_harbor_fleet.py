@@ -97,8 +97,11 @@ def test_security_group_admits_only_the_peer_and_egress_is_limited(built):
     assert admitted == {(5432, ref), (6379, ref)}
 
 
-def test_ssh_only_from_the_given_networks(app, stack_id, synth):
-    doc = synth(FleetStack(app, stack_id, settings=HarborHaSettings(ssh_cidrs=("192.0.2.0/24",))))
+def test_ssh_only_from_the_given_networks_and_public_addresses_only_when_asked(built, app, stack_id, synth):
+    assert all("associate_public_ip_address" not in server for server in servers(built[2]))
+    doc = synth(FleetStack(app, stack_id, settings=HarborHaSettings(ssh_cidrs=("192.0.2.0/24",)),
+                           public_addresses=True))
+    assert all(server["associate_public_ip_address"] is True for server in servers(doc))
     ssh = [r for r in resources(doc, "aws_vpc_security_group_ingress_rule").values() if r["from_port"] == 22]
     assert [(r["cidr_ipv4"], r["to_port"]) for r in ssh] == [("192.0.2.0/24", 22)]
 

@@ -84,6 +84,7 @@ def test_public_node_gets_an_elastic_ip_and_its_url(ebs):
     subnet = subnets[the_instance(doc)["subnet_id"]]
     assert (subnet["tags"]["Name"], subnet["availability_zone"]) == ("harbor-public-us-east-1b", "us-east-1b")
     assert stack.harbor.public_ip is not None
+    assert the_instance(doc)["associate_public_ip_address"] is True
     assert environment(stack.harbor.user_data)["HARBOR_HOSTNAME"].startswith("${TfToken[")
     ingress = [(r["cidr_ipv4"], r["from_port"]) for r in resources(doc, "aws_vpc_security_group_ingress_rule").values()]
     assert sorted(ingress) == [("198.51.100.0/24", 80), ("198.51.100.0/24", 443)]

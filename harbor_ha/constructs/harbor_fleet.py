@@ -67,6 +67,9 @@ class HarborFleetProps:
     """One more cloud-config per node, same order as the nodes. Default none."""
     instance_tags: Mapping[str, str] = field(default_factory=dict)
     """Extra tags on every instance (e.g. ``StaticIps.vip_tags``). Default none."""
+    public_addresses: bool = False
+    """Give each server an automatic public IPv4 address: for servers placed in public subnets (the
+    VIP holders of active-standby), which have no NAT route. Default False."""
     detailed_monitoring: bool = True
     """EC2 detailed (1-minute) monitoring. Default True."""
     ssm_access: bool = True
@@ -158,6 +161,7 @@ class HarborFleet(Construct):
             instances.append(hosts.add_instance(
                 f"harbor-{i}", subnet_id=address.subnet_id if address else network.private_subnet_ids[i % zones],
                 private_ip=address.private_ip if address else None, user_data=user_data,
+                public_address=props.public_addresses,
                 tags={**props.instance_tags, "harbor-ha:role": "harbor"}))
         self.instance_ids = [instance.id for instance in instances]
         self.private_ips = [instance.private_ip for instance in instances]

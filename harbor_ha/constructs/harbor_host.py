@@ -152,10 +152,11 @@ class HarborHosts(Construct):
                          description=description)
 
     def add_instance(self, id_: str, *, subnet_id: str, user_data: str, private_ip: str | None = None,
-                     tags: Mapping[str, str] | None = None) -> Instance:
+                     public_address: bool = False, tags: Mapping[str, str] | None = None) -> Instance:
         return Instance(
             self, id_, ami=self._ami.value, instance_type=self._instance_type, subnet_id=subnet_id,
-            private_ip=private_ip, vpc_security_group_ids=[self.security_group_id],
+            private_ip=private_ip, associate_public_ip_address=public_address or None,
+            vpc_security_group_ids=[self.security_group_id],
             iam_instance_profile=self._profile.name, monitoring=self._monitoring,
             metadata_options=InstanceMetadataOptions(http_endpoint="enabled", http_tokens="required",
                                                      http_put_response_hop_limit=2),

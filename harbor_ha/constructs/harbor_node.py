@@ -124,7 +124,9 @@ class StandaloneHarborNode(Construct):
         self._extra = props.extra_cloud_config or CloudConfig()
         subnets = network.public_subnet_ids if props.public else network.private_subnet_ids
         self.user_data = self._render()
+        # A public node also gets an automatic address: its boot downloads before the Elastic IP is associated.
         self._instance = hosts.add_instance("harbor", subnet_id=subnets[props.zone_index], user_data=self.user_data,
+                                            public_address=props.public,
                                             tags={**props.instance_tags, "harbor-ha:role": "harbor"})
         self.instance_id = self._instance.id
         self.private_ip = self._instance.private_ip
