@@ -1,0 +1,137 @@
+"""The load-balancer pair of the active-active topology: two directors in two AZs running keepalived (VRRP
+elects which one holds the VIP) and LVS in one-arm NAT mode in front of the Harbor servers.
+
+See ``harbor_ha.keepalived`` for the VRRP, health-check and LVS-NAT choices. The directors run Amazon Linux
+2023; a new AMI does not replace a running director (``ami`` changes are ignored: replace one node at a time
+by hand, the VIP moves to the other). Administration goes through SSM Session Manager (the role carries
+AmazonSSMManagedInstanceCore) unless ``ssm_access`` is off; SSH is opened only to ``ssh_cidrs``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from harbor_ha.aws import (
+    Construct, DataAwsPartition, DataAwsSsmParameter, IamInstanceProfile, IamRole, IamRolePolicyAttachment, Instance,
+    InstanceMetadataOptions, InstanceRootBlockDevice, SecurityGroup, TerraformResourceLifecycle,
+    VpcSecurityGroupEgressRule, VpcSecurityGroupIngressRule,
+)
+from harbor_ha.constructs.connections import allow_egress_tcp, allow_tcp_from_cidr
+from harbor_ha.constructs.data_tier import require, require_whole
+from harbor_ha.constructs.static_ips import VIP_TAG_KEY, StaticIps
+from harbor_ha.keepalived import DEFAULT_INTERFACE, SERVICE_PORTS, VrrpPair, director_cloud_config, director_configs
+
+AL2023_X86_64 = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+VRRP_PROTOCOL = "112"
+EC2_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+
+
+@dataclass(frozen=True)
+class LoadBalancerPairProps:
+    """Where the directors run and what they balance."""
+
+    network: Any
+    """A ``HarborNetwork`` (its ``vpc_id`` is used)."""
+    static_ips: StaticIps
+    """Holds the VIP and the directors' fixed addresses (``lb_count=2``)."""
+    real_server_ips: tuple[str, ...]
+    """The Harbor servers' fixed private addresses (``static_ips.harbor_addresses``)."""
+    name: str = "harbor-lb"
+    """Prefix of the Name tags and IAM names. Default ``harbor-lb``."""
+    instance_type: str = "t3.small"
+    """EC2 instance type of both directors (x86_64 unless ``ami_parameter`` changes). Default ``t3.small``."""
+    client_cidrs: tuple[str, ...] = ("0.0.0.0/0",)
+    """Networks allowed to reach HTTPS 443 and HTTP 80. Default everyone (``0.0.0.0/0``)."""
+    ssh_cidrs: tuple[str, ...] = ()
+    """Networks allowed SSH; default none (no SSH rule at all)."""
+    ssm_access: bool = True
+    """Attach AmazonSSMManagedInstanceCore so operators reach the directors by Session Manager. Default True."""
+    ami_parameter: str = AL2023_X86_64
+    """SSM parameter naming the AMI. Default Amazon Linux 2023, x86_64."""
+    interface: str = DEFAULT_INTERFACE
+    """The network interface VRRP runs on. Default ``ens5`` (Nitro instance types)."""
+    root_volume_gib: int = 16
+    """Size of the encrypted gp3 root volume, 8 (the AMI's own size) to 100 GiB. Default 16."""
+
+    def __post_init__(self) -> None:
+        addresses = self.static_ips.lb_addresses
+        require(len(addresses) == 2, "static_ips", f"{len(addresses)} LB addresses",
+                "StaticIps with lb_count=2")
+        require(addresses[0].availability_zone != addresses[1].availability_zone
+                and addresses[0].subnet_id != addresses[1].subnet_id, "static_ips",
+                [a.availability_zone for a in addresses], "LB addresses in two different AZs")
+        require(len(self.real_server_ips) >= 1 and len(set(self.real_server_ips)) == len(self.real_server_ips),
+                "real_server_ips", self.real_server_ips, "one or more distinct addresses")
+        require(len(self.client_cidrs) >= 1, "client_cidrs", self.client_cidrs, "one or more IPv4 networks")
+        require(bool(self.instance_type), "instance_type", self.instance_type, "an EC2 instance type")
+        require_whole(self, "root_volume_gib", 8, 100)
+
+
+class LoadBalancerPair(Construct):
+    """Two keepalived + LVS directors holding the VIP, one per AZ.
+
+    Attributes: ``instance_ids``, ``private_ips``, ``security_group_id``, ``role`` (shared by both),
+    ``keepalived_configs`` (the rendered keepalived.conf of director 0 and 1).
+    Give the Harbor servers' security group access with ``allow_to(fleet)``.
+    """
+
+    def __init__(self, scope: Construct, id_: str, *, props: LoadBalancerPairProps) -> None:
+        super().__init__(scope, id_)
+        static_ips = props.static_ips
+        addresses = static_ips.lb_addresses
+        self.private_ips = [a.private_ip for a in addresses]
+        pair = VrrpPair(name=static_ips.vip_tags[VIP_TAG_KEY], addresses=tuple(self.private_ips),
+                        interface=props.interface)
+        self.keepalived_configs = list(director_configs(pair, props.real_server_ips))
+        self.security_group_id = self._security_group(props)
+        self.role = IamRole(self, "role", name_prefix=f"{props.name}-", assume_role_policy=EC2_TRUST)
+        static_ips.grant_associate_vip(self.role)
+        if props.ssm_access:
+            partition = DataAwsPartition(self, "partition").partition
+            IamRolePolicyAttachment(self, "ssm-core", role=self.role.name,
+                                    policy_arn=f"arn:{partition}:iam::aws:policy/AmazonSSMManagedInstanceCore")
+        profile = IamInstanceProfile(self, "profile", name_prefix=f"{props.name}-", role=self.role.name)
+        ami = DataAwsSsmParameter(self, "ami", name=props.ami_parameter)
+        instances = [
+            Instance(
+                self, f"director-{i}", ami=ami.value, instance_type=props.instance_type,
+                subnet_id=address.subnet_id, private_ip=address.private_ip,
+                vpc_security_group_ids=[self.security_group_id], iam_instance_profile=profile.name,
+                metadata_options=InstanceMetadataOptions(
+                    http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1),
+                root_block_device=InstanceRootBlockDevice(
+                    encrypted=True, volume_type="gp3", volume_size=props.root_volume_gib),
+                user_data=director_cloud_config(pair, i, props.real_server_ips).render(),
+                tags={"Name": f"{props.name}-{i}", **static_ips.vip_tags},
+                lifecycle=TerraformResourceLifecycle(ignore_changes=["ami"]))
+            for i, address in enumerate(addresses)]
+        self.instance_ids = [instance.id for instance in instances]
+        static_ips.associate_initially(self.instance_ids[0])
+
+    def _security_group(self, props: LoadBalancerPairProps) -> str:
+        group = SecurityGroup(self, "security-group", name_prefix=f"{props.name}-", vpc_id=props.network.vpc_id,
+                              description="harbor-ha load balancers: clients in, VRRP between the pair",
+                              tags={"Name": props.name})
+        for port in SERVICE_PORTS:
+            for n, cidr in enumerate(props.client_cidrs):
+                allow_tcp_from_cidr(self, f"clients-{port}-{n}", to_group_id=group.id, cidr=cidr, port=port,
+                                    description="Harbor clients")
+            # Harbor servers (any address in the VPC), the AWS API (vip-notify) and package repositories.
+            allow_egress_tcp(self, f"out-{port}", from_group_id=group.id, cidr="0.0.0.0/0", port=port,
+                             description="Harbor servers, AWS API, package repositories")
+        for n, cidr in enumerate(props.ssh_cidrs):
+            allow_tcp_from_cidr(self, f"ssh-{n}", to_group_id=group.id, cidr=cidr, port=22, description="SSH")
+        # VRRP (IP protocol 112, unicast) only between members of this group: the two directors.
+        VpcSecurityGroupIngressRule(self, "vrrp-in", security_group_id=group.id, ip_protocol=VRRP_PROTOCOL,
+                                    referenced_security_group_id=group.id, description="VRRP from the peer")
+        VpcSecurityGroupEgressRule(self, "vrrp-out", security_group_id=group.id, ip_protocol=VRRP_PROTOCOL,
+                                   referenced_security_group_id=group.id, description="VRRP to the peer")
+        return group.id
+
+    def allow_to(self, target: Any) -> None:
+        """Let the directors reach ``target`` (e.g. the Harbor fleet) on HTTPS and HTTP: calls
+        ``target.allow_from(self, ports)``."""
+        target.allow_from(self, list(SERVICE_PORTS))
