@@ -488,7 +488,10 @@ def read_secret_credential(secret_id: str, region: Optional[str] = None) -> Cred
     """The ``{"username": ..., "password": ...}`` JSON secret ``secret_id`` (ARN or name) as a Credential; a
     secret that is not a JSON object is the password of Harbor's ``admin``.
 
-    Uses boto3 when importable, else the ``aws`` CLI (all a bare Amazon Linux 2023 node has)."""
+    Uses boto3 when importable, else the ``aws`` CLI (all a bare Amazon Linux 2023 node has). A secret given by
+    ARN is read in the ARN's region (master-master reads its peer's secret across regions)."""
+    if secret_id.startswith("arn:") and len(secret_id.split(":")) > 3 and secret_id.split(":")[3]:
+        region = secret_id.split(":")[3]
     try:
         import boto3  # noqa: PLC0415 - optional: the node may lack it
     except ImportError:

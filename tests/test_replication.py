@@ -478,6 +478,9 @@ def test_secret_problems_are_explained(aws_env):
     with mock_aws():
         _put_secret("plain", "GeneratedAdminPassword1")
         assert read_secret_credential("plain", REGION) == Credential("admin", "GeneratedAdminPassword1")
+        # By ARN, the secret is read in the ARN's region whatever region is given.
+        arn = _put_secret("by-arn", "AnotherPassword2")
+        assert read_secret_credential(arn, "eu-west-3") == Credential("admin", "AnotherPassword2")
         _put_secret("broken", '{"user": "admin"}')
         with pytest.raises(ReplicationError, match=r"not JSON with \"username\" and \"password\""):
             read_secret_credential("broken", REGION)
