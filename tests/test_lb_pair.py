@@ -209,6 +209,20 @@ def test_bad_props_are_rejected(static_ips, servers, prop):
         LoadBalancerPairProps(network=None, static_ips=static_ips, real_server_ips=servers)
 
 
+def test_terraform_validate_accepts_the_stack(built, tmp_path):
+    terraform = require_tool("terraform")
+    _, doc = built
+    (tmp_path / "cdk.tf.json").write_text(json.dumps(doc))
+    env = terraform_env()
+    init = subprocess.run([terraform, "init", "-backend=false", "-input=false", "-no-color"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert init.returncode == 0, init.stdout[-2000:] + init.stderr[-2000:]
+    validate = subprocess.run([terraform, "validate", "-json", "-no-color"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+    result = json.loads(validate.stdout)
+    assert result["valid"] and result["warning_count"] == 0, json.dumps(result["diagnostics"], indent=2)
+
+
 def test_lb_pair_snapshot(built, snapshot):
     _, doc = built
     assert doc == snapshot

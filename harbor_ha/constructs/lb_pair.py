@@ -16,15 +16,13 @@ from typing import Any
 from harbor_ha.aws import (
     Construct, DataAwsPartition, DataAwsSsmParameter, IamInstanceProfile, IamRole, IamRolePolicyAttachment, Instance,
     InstanceMetadataOptions, InstanceRootBlockDevice, SecurityGroup, TerraformResourceLifecycle,
-    VpcSecurityGroupEgressRule, VpcSecurityGroupIngressRule,
 )
-from harbor_ha.constructs.connections import allow_egress_tcp, allow_tcp_from_cidr
+from harbor_ha.constructs.connections import allow_egress_tcp, allow_tcp_from_cidr, allow_vrrp_within
 from harbor_ha.constructs.data_tier import require, require_whole
 from harbor_ha.constructs.static_ips import VIP_TAG_KEY, StaticIps
 from harbor_ha.keepalived import DEFAULT_INTERFACE, SERVICE_PORTS, VrrpPair, director_cloud_config, director_configs
 
 AL2023_X86_64 = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
-VRRP_PROTOCOL = "112"
 EC2_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
     "Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
 
@@ -124,11 +122,7 @@ class LoadBalancerPair(Construct):
                              description="Harbor servers, AWS API, package repositories")
         for n, cidr in enumerate(props.ssh_cidrs):
             allow_tcp_from_cidr(self, f"ssh-{n}", to_group_id=group.id, cidr=cidr, port=22, description="SSH")
-        # VRRP (IP protocol 112, unicast) only between members of this group: the two directors.
-        VpcSecurityGroupIngressRule(self, "vrrp-in", security_group_id=group.id, ip_protocol=VRRP_PROTOCOL,
-                                    referenced_security_group_id=group.id, description="VRRP from the peer")
-        VpcSecurityGroupEgressRule(self, "vrrp-out", security_group_id=group.id, ip_protocol=VRRP_PROTOCOL,
-                                   referenced_security_group_id=group.id, description="VRRP to the peer")
+        allow_vrrp_within(self, group.id)
         return group.id
 
     def allow_to(self, target: Any) -> None:
