@@ -1,5 +1,6 @@
-"""The shared-secrets bootstrap: nodes booting at the same time against one Secrets Manager end with
-byte-identical Harbor secrets, and exactly one secret holds them (run against a moto server)."""
+"""Secrets on a Harbor node, against a moto server: the shared-secrets bootstrap (nodes booting at the same
+time end with byte-identical Harbor secrets, and exactly one secret holds them), and the configure step
+that fills harbor.yml with passwords read at boot and puts the shared secrets into prepare's output."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from pathlib import Path
 
 import boto3
 import pytest
+import yaml
 from moto.server import ThreadedMotoServer
 
 from harbor_ha.harbor_boot import script_path
+from harbor_ha.harbor_config import ExternalDatabase, ExternalRedis, HarborConfig, render_harbor_yml
 from conftest import require_tool
 
 REGION = "us-east-1"
@@ -123,3 +126,102 @@ def test_other_errors_stop_the_bootstrap(aws, tmp_path, monkeypatch):
     process.communicate(timeout=120)
     assert process.returncode != 0
     assert not (tmp_path / "node" / "etc" / "shared-secrets.env").exists()
+
+
+FAKE_PREPARE = """#!/bin/bash
+# Stands in for Harbor's prepare: fresh random secrets in the env files, as the real one makes them.
+set -euo pipefail
+[ "$1" = --with-trivy ]
+for component in core jobservice registryctl; do
+  mkdir -p "common/config/$component"
+  printf 'CORE_SECRET=%s\\nJOBSERVICE_SECRET=%s\\nOTHER=kept\\n' "$RANDOM$RANDOM" "$RANDOM" >"common/config/$component/env"
+done
+echo "CSRF_KEY=$RANDOM" >>common/config/core/env
+"""
+
+
+EXTERNAL_SERVICES = HarborConfig(
+    harbor_version="2.15.2", external_redis=ExternalRedis(host="redis.internal", port=6379),
+    external_database=ExternalDatabase(host="db.internal", port=5432, db_name="registry", username="harbor"))
+
+
+def _configure(tmp_path: Path, environment: dict[str, str],
+               config: HarborConfig = EXTERNAL_SERVICES) -> subprocess.CompletedProcess:
+    """Run configure-harbor.sh with a stand-in prepare and systemctl; the real aws CLI against moto."""
+    bin_dir, install, state = tmp_path / "bin", tmp_path / "opt-harbor", tmp_path / "etc"
+    for directory in (bin_dir, install, state):
+        directory.mkdir(exist_ok=True)
+    (bin_dir / "systemctl").write_text(f"#!/bin/bash\necho \"$*\" >>{tmp_path}/systemctl.log\n")
+    (install / "prepare").write_text(FAKE_PREPARE)
+    for program in (bin_dir / "systemctl", install / "prepare"):
+        program.chmod(0o755)
+    (state / "harbor.yml.tmpl").write_text(render_harbor_yml(config))
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "HARBOR_HA_STATE_DIR": str(state), "HARBOR_INSTALL_DIR": str(install),
+           "HARBOR_DATA_DIR": str(tmp_path / "data"), "HARBOR_HOSTNAME": "registry.example.com", **environment}
+    return subprocess.run(["bash", str(script_path("configure-harbor.sh"))], env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_configure_fills_secrets_at_boot_and_puts_the_shared_ones_into_prepares_output(aws, tmp_path):
+    client, _ = aws
+    admin = client.create_secret(Name="admin", SecretString="Adm'in \"pw\" #1")["ARN"]
+    db = client.create_secret(Name="db", SecretString=json.dumps({"username": "harbor", "password": "d'b:p@ss"}))
+    redis = client.create_secret(Name="redis", SecretString="redis-token")["ARN"]
+    state = tmp_path / "etc"
+    (state / "tls").mkdir(parents=True)
+    for name in ("server.crt", "server.key"):
+        (state / "tls" / name).write_text("shared " + name)
+    shared = {"CORE_SECRET": "C" * 16, "JOBSERVICE_SECRET": "J" * 16, "CSRF_KEY": "K" * 32}
+    (state / "shared-secrets.env").write_text("".join(f"{k}={v}\n" for k, v in shared.items()))
+
+    result = _configure(tmp_path, {"ADMIN_SECRET_ARN": admin, "DB_SECRET_ARN": db["ARN"],
+                                   "REDIS_SECRET_ARN": redis})
+    assert result.returncode == 0, result.stderr
+
+    harbor_yml = yaml.safe_load((tmp_path / "opt-harbor" / "harbor.yml").read_text())
+    assert harbor_yml["harbor_admin_password"] == "Adm'in \"pw\" #1"
+    assert harbor_yml["external_database"]["harbor"]["password"] == "d'b:p@ss"
+    assert harbor_yml["external_redis"]["password"] == "redis-token"
+    assert harbor_yml["hostname"] == "registry.example.com"
+    assert (tmp_path / "opt-harbor" / "harbor.yml").stat().st_mode & 0o077 == 0
+    for component in ("core", "jobservice", "registryctl"):
+        lines = (tmp_path / "opt-harbor" / "common" / "config" / component / "env").read_text().splitlines()
+        assert f"CORE_SECRET={shared['CORE_SECRET']}" in lines and "OTHER=kept" in lines
+        assert f"JOBSERVICE_SECRET={shared['JOBSERVICE_SECRET']}" in lines
+    core = (tmp_path / "opt-harbor" / "common" / "config" / "core" / "env").read_text().splitlines()
+    assert f"CSRF_KEY={shared['CSRF_KEY']}" in core
+    # The shared certificate is used as it is.
+    assert (state / "tls" / "server.crt").read_text() == "shared server.crt"
+    assert (tmp_path / "systemctl.log").read_text().splitlines() == [
+        "daemon-reload", "enable harbor.service", "restart harbor.service"]
+
+
+def test_configure_with_harbors_own_database_keeps_its_password_across_runs(aws, tmp_path):
+    client, _ = aws
+    admin = client.create_secret(Name="admin-2", SecretString="Admin12345")["ARN"]
+    state = tmp_path / "etc"
+
+    def run() -> dict:
+        result = _configure(tmp_path, {"ADMIN_SECRET_ARN": admin}, HarborConfig(harbor_version="2.15.2"))
+        assert result.returncode == 0, result.stderr
+        return yaml.safe_load((tmp_path / "opt-harbor" / "harbor.yml").read_text())
+
+    first, second = run(), run()
+    password = first["database"]["password"]
+    assert len(password) == 48 and password == second["database"]["password"]
+    assert (tmp_path / "data" / "harbor-ha" / "database-password").read_text().strip() == password
+    # No shared secrets (a standalone node): prepare's own values stay; a self-signed certificate is made.
+    assert "CORE_SECRET=CCCC" not in (tmp_path / "opt-harbor/common/config/core/env").read_text()
+    assert "DNS:registry.example.com" in subprocess.run(
+        ["openssl", "x509", "-in", str(state / "tls" / "server.crt"), "-noout", "-text"],
+        capture_output=True, text=True, check=True).stdout
+
+
+def test_configure_refuses_a_template_with_an_unfilled_placeholder(aws, tmp_path):
+    client, _ = aws
+    admin = client.create_secret(Name="admin-3", SecretString="Admin12345")["ARN"]
+    # External Redis but no REDIS_SECRET_ARN: its password placeholder stays.
+    result = _configure(tmp_path, {"ADMIN_SECRET_ARN": admin, "DB_SECRET_ARN": ""})
+    assert result.returncode != 0 and "@@REDIS_PASSWORD@@" in result.stderr
+    assert not (tmp_path / "opt-harbor" / "harbor.yml").exists()
