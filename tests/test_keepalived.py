@@ -4,10 +4,12 @@ where a node's identity requires it, and the health check reads Harbor's answer 
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import shutil
 import subprocess
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from harbor_ha.keepalived import (
     standby_configs,
 )
 
-from conftest import require_tool
+from conftest import IN_CI, require_tool
 
 ADDRESSES = ("10.40.0.10", "10.40.64.10")
 REAL_SERVERS = ["10.40.128.10", "10.40.192.10", "10.40.128.11"]
@@ -210,3 +212,83 @@ def test_health_check_fails_when_nothing_answers():
     result = subprocess.run(["sh", str(TEMPLATES / "check-harbor-health.sh"), "http://127.0.0.1:9/api/v2.0/health"],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode != 0
+
+
+NAMESPACES = ("hh-vrrp-0", "hh-vrrp-1")
+VETH_ADDRESSES = ("192.0.2.10", "192.0.2.11")
+
+
+def ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
+
+
+@pytest.fixture
+def two_namespaces():
+    """Two network namespaces joined by a veth pair, one keepalived node in each."""
+    require_tool("ip")
+    if os.geteuid() != 0:
+        message = "network namespaces need root"
+        pytest.fail(message) if IN_CI else pytest.skip(message)
+    for name in NAMESPACES:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        ip("netns", "add", name)
+    try:
+        ip("link", "add", "hhv0", "netns", NAMESPACES[0], "type", "veth", "peer", "name", "hhv1", "netns",
+           NAMESPACES[1])
+        for index, name in enumerate(NAMESPACES):
+            ip("-n", name, "addr", "add", f"{VETH_ADDRESSES[index]}/24", "dev", f"hhv{index}")
+            ip("-n", name, "link", "set", f"hhv{index}", "up")
+            ip("-n", name, "link", "set", "lo", "up")
+        yield
+    finally:
+        for name in NAMESPACES:
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+def test_vrrp_fails_over_between_namespaces_when_harbor_turns_unhealthy(two_namespaces, tmp_path):
+    """Real keepalived, unicast VRRP over a veth pair: node 0 (higher priority) becomes master and runs
+    vip-notify; when its health check fails, node 1 takes over and runs vip-notify. The health check and
+    vip-notify are stand-ins here (a flag file, a log line): AWS and Harbor are not part of this test."""
+    keepalived = require_tool("keepalived")
+    libexec = tmp_path / "libexec"
+    libexec.mkdir(mode=0o755)
+    tmp_path.chmod(0o755)
+    log = tmp_path / "notify.log"
+    stubs = {
+        "check-harbor-health": f'#!/bin/sh\n[ -e "{tmp_path}/healthy-$(ip netns identify)" ]\n',
+        "vip-notify": f'#!/bin/sh\necho "$(ip netns identify) $1" >> "{log}"\n',
+    }
+    for name, text in stubs.items():
+        (libexec / name).write_text(text)
+        (libexec / name).chmod(0o755)
+    processes = []
+    try:
+        for index, namespace in enumerate(NAMESPACES):
+            (tmp_path / f"healthy-{namespace}").touch()
+            pair = VrrpPair(name="harbor-vip", addresses=VETH_ADDRESSES, interface=f"hhv{index}", libexec=str(libexec))
+            config = tmp_path / f"keepalived-{index}.conf"
+            config.write_text(standby_configs(pair)[index])
+            pids = [f"--{kind}={tmp_path}/{kind}-{index}.pid" for kind in ("pid", "vrrp_pid", "checkers_pid")]
+            processes.append(subprocess.Popen(
+                ["ip", "netns", "exec", namespace, keepalived, "--dont-fork", "--log-console", "--vrrp",
+                 f"--use-file={config}", *pids], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            if index == 0:
+                wait_for(lambda: log.exists() and log.read_text() == f"{NAMESPACES[0]} harbor-vip\n", 30,
+                         "node 0 to become master")
+        time.sleep(6)  # longer than node 1 waits for adverts (3 x advert_int + skew) before it claims master
+        assert log.read_text() == f"{NAMESPACES[0]} harbor-vip\n", "node 1 must not take over a healthy master"
+        (tmp_path / f"healthy-{NAMESPACES[0]}").unlink()
+        wait_for(lambda: log.read_text().endswith(f"{NAMESPACES[1]} harbor-vip\n"), 40, "node 1 to take over")
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=20)
