@@ -19,6 +19,8 @@ import os
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from botocore.exceptions import ClientError
+
 from harbor_ha.constructs.static_ips import VIP_TAG_KEY
 from harbor_ha.deploy import StackRun, Target
 from harbor_ha.settings import HarborHaSettings
@@ -86,7 +88,10 @@ def check_state(state: dict, live: Live, zones: Iterable[str]) -> list[Check]:
     checks: list[Check] = []
     for kind, check in CHECKS.items():
         for values in by_type.get(kind, []):
-            checks += check(values, live, by_type, tuple(zones))
+            try:
+                checks += check(values, live, by_type, tuple(zones))
+            except ClientError as error:  # e.g. deleted behind the stack's back: a failed check, not a crash
+                checks.append(Check(False, f"{kind} {values.get('id')} can be read ({error})"))
     return checks + check_vips(live, by_type)
 
 
@@ -100,10 +105,7 @@ def _instances(live: Live, ids: list[str], region: str) -> dict[str, dict]:
 def check_instance(values: dict, live: Live, by_type: dict, zones: tuple) -> list[Check]:
     instance_id = values["id"]
     region = _region(values, live.target.region)
-    try:
-        instance = _instances(live, [instance_id], region)[instance_id]
-    except Exception as error:  # the instance is gone: one failed check, not a crash
-        return [Check(False, f"instance {instance_id} exists ({error})")]
+    instance = _instances(live, [instance_id], region)[instance_id]
     zone = instance["Placement"]["AvailabilityZone"]
     state = instance["State"]["Name"]
     tokens = instance.get("MetadataOptions", {}).get("HttpTokens")
@@ -172,11 +174,8 @@ def same_role(instance_id: str, by_type: dict) -> set[str]:
 
 def check_db_instance(values: dict, live: Live, by_type: dict, zones: tuple) -> list[Check]:
     name = values["identifier"]
-    try:
-        db = live("rds", _region(values, live.target.region)).describe_db_instances(
-            DBInstanceIdentifier=name)["DBInstances"][0]
-    except Exception as error:
-        return [Check(False, f"database {name} exists ({error})")]
+    db = live("rds", _region(values, live.target.region)).describe_db_instances(
+        DBInstanceIdentifier=name)["DBInstances"][0]
     return [
         Check(db["DBInstanceStatus"] == "available", f"database {name} is available ({db['DBInstanceStatus']})"),
         Check(bool(db.get("MultiAZ")), f"database {name} is Multi-AZ"),
@@ -186,11 +185,8 @@ def check_db_instance(values: dict, live: Live, by_type: dict, zones: tuple) -> 
 
 def check_replication_group(values: dict, live: Live, by_type: dict, zones: tuple) -> list[Check]:
     name = values["id"]
-    try:
-        group = live("elasticache", _region(values, live.target.region)).describe_replication_groups(
-            ReplicationGroupId=name)["ReplicationGroups"][0]
-    except Exception as error:
-        return [Check(False, f"Redis replication group {name} exists ({error})")]
+    group = live("elasticache", _region(values, live.target.region)).describe_replication_groups(
+        ReplicationGroupId=name)["ReplicationGroups"][0]
     return [
         Check(group["Status"] == "available", f"Redis replication group {name} is available ({group['Status']})"),
         Check(group.get("AutomaticFailover") == "enabled",
@@ -205,11 +201,11 @@ def check_bucket(values: dict, live: Live, by_type: dict, zones: tuple) -> list[
     try:
         rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
         algorithms = {r["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] for r in rules}
-    except Exception:
+    except ClientError:  # no encryption configuration
         algorithms = set()
     try:
         block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
-    except Exception:
+    except ClientError:  # no public access block
         block = {}
     return [
         Check(status == "Enabled", f"bucket {bucket} is versioned ({status})"),
@@ -242,11 +238,8 @@ def check_security_group(values: dict, live: Live, by_type: dict, zones: tuple) 
             for source in (rule.get("cidr_blocks") or []) + [rule.get("source_security_group_id")]:
                 if source:
                     declared.add(_rule_key(rule["protocol"], rule["from_port"], rule["to_port"], source))
-    try:
-        group = live("ec2", _region(values, live.target.region)).describe_security_groups(
-            GroupIds=[group_id])["SecurityGroups"][0]
-    except Exception as error:
-        return [Check(False, f"security group {name} exists ({error})")]
+    group = live("ec2", _region(values, live.target.region)).describe_security_groups(
+        GroupIds=[group_id])["SecurityGroups"][0]
     actual = set()
     for permission in group.get("IpPermissions", []):
         sources = [r["CidrIp"] for r in permission.get("IpRanges", [])] + \

@@ -49,14 +49,14 @@ def client(endpoint: str, service: str):
                         aws_access_key_id=LOCAL_ACCESS_KEY, aws_secret_access_key=LOCAL_ACCESS_KEY)
 
 
-def _block_a_role(root, stack: str, iam) -> str:
-    """Make the next apply fail part-way: take the name of one of the stack's IAM roles."""
+def _take_a_kms_alias(root, stack: str, kms) -> str:
+    """Make the next apply fail part-way: take the name of one of the stack's KMS aliases."""
     doc = json.loads((root / "cdktf.out" / "stacks" / stack / "cdk.tf.json").read_text())
-    names = [r["name"] for r in doc.get("resource", {}).get("aws_iam_role", {}).values()
+    names = [r["name"] for r in doc.get("resource", {}).get("aws_kms_alias", {}).values()
              if isinstance(r.get("name"), str) and "${" not in r["name"]]
-    assert names, f"{stack} has no IAM role with a fixed name to collide with"
-    iam.create_role(RoleName=names[0], AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
-    return names[0]
+    assert names, f"{stack} has no KMS alias with a fixed name to collide with"
+    kms.create_alias(AliasName=names[-1], TargetKeyId=kms.create_key()["KeyMetadata"]["KeyId"])
+    return names[-1]
 
 
 def _failover(endpoint: str, state: dict) -> list[str]:
@@ -94,17 +94,17 @@ def test_stack_lifecycle(stack, project):
 
     def timed(step, call, *args, **kwargs):
         start = time.monotonic()
-        result = call(stack, *args, project_dir=root, **kwargs)
-        timings[step] = round(time.monotonic() - start, 1)
-        return result
+        try:
+            return call(stack, *args, project_dir=root, **kwargs)
+        finally:
+            timings[step] = round(time.monotonic() - start, 1)
 
-    iam = client(endpoint, "iam")
-    run = deploy.StackRun(stack, project_dir=root)
-    run.synth()
-    blocked = _block_a_role(root, stack, iam)
+    kms = client(endpoint, "kms")
+    deploy.StackRun(stack, project_dir=root).synth()
+    taken = _take_a_kms_alias(root, stack, kms)
     with pytest.raises(deploy.DeployError):
         timed("failed apply", deploy.deploy)
-    iam.delete_role(RoleName=blocked)
+    kms.delete_alias(AliasName=taken)
     outputs = timed("deploy (re-run)", deploy.deploy)
     assert timings["deploy (re-run)"] < DEPLOY_BUDGET_S
     assert outputs

@@ -99,3 +99,10 @@ def test_changes_behind_the_back_fail(deployed, live):
     assert any("VIP" in f and "associated with nothing" in f for f in failed), failed
     assert any("is versioned (Suspended)" in f for f in failed), failed
     assert any("unexpected: tcp 22-22 from 0.0.0.0/0" in f for f in failed), failed
+
+
+def test_a_deleted_resource_is_a_failed_check(live):
+    state = {"values": {"root_module": {"resources": [
+        _resource("aws_db_instance", {"id": "db-gone", "identifier": "gone"})]}}}
+    checks = check_state(state, live, ZONES)
+    assert len(checks) == 1 and not checks[0].ok and "aws_db_instance db-gone can be read" in checks[0].what
