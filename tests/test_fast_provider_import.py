@@ -1,0 +1,81 @@
+"""harbor_ha/aws.py imports the AWS provider binding module by module instead of through its package root.
+Proof that this changes nothing but the cost: every stack that exists, plus a stack with one of every provider
+class harbor_ha/aws.py imports, synthesizes to the same bytes both ways, while the fast way loads only the
+modules it names.
+
+Each mode runs benchmarks/synth_all.py in its own process: the choice is made at import time."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import PROJECT
+
+SYNTH_ALL = PROJECT / "benchmarks" / "synth_all.py"
+MODES = {"fast": "0", "eager": "1"}
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def _synth(mode: str, outdir: Path) -> dict:
+    env = {**os.environ, "HARBOR_HA_EAGER_PROVIDER": MODES[mode]}
+    done = subprocess.run([sys.executable, str(SYNTH_ALL), str(outdir), "--coverage"], env=env, cwd=PROJECT,
+                          capture_output=True, text=True, timeout=540)
+    assert done.returncode == 0, f"{mode} synth failed:\n{done.stderr[-4000:]}"
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    report["modules"] = set(report["modules"])
+    return report
+
+
+def _files(outdir: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(outdir)): path.read_bytes() for path in sorted(outdir.rglob("*")) if path.is_file()}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, tuple[dict, dict[str, bytes]]]:
+    result = {}
+    for mode in MODES:
+        outdir = tmp_path_factory.mktemp(mode)
+        result[mode] = (_synth(mode, outdir), _files(outdir))
+    return result
+
+
+def test_synth_output_is_byte_identical(runs):
+    (fast_report, fast_files), (eager_report, eager_files) = runs["fast"], runs["eager"]
+    assert fast_report["stacks"] == eager_report["stacks"]
+    assert "provider-class-coverage" in fast_report["stacks"]
+    assert sorted(fast_files) == sorted(eager_files)
+    assert any(name.endswith("cdk.tf.json") for name in fast_files)
+    for name in fast_files:
+        assert fast_files[name] == eager_files[name], f"{name} differs between the fast and the eager import"
+
+
+def test_coverage_stack_holds_every_imported_provider_class(runs):
+    """One block per class harbor_ha/aws.py imports: a class added there is covered without editing this test."""
+    _, files = runs["fast"]
+    doc = json.loads(files["stacks/provider-class-coverage/cdk.tf.json"])
+    blocks = sum(len(v) for v in doc.get("resource", {}).values()) + \
+        sum(len(v) for v in doc.get("data", {}).values()) + len(doc["provider"]["aws"])
+    report, _ = runs["fast"]
+    assert blocks == report["provider_classes"] >= 40
+
+
+def test_fast_mode_loads_only_the_named_modules(runs):
+    """Fast: the binding's runtime module plus one module per imported class (each with its ``_private``
+    helper), nothing else. Eager: the package root pulls in every resource module of the provider."""
+    fast, eager = runs["fast"][0], runs["eager"][0]
+    expected = {f"cdktf_cdktf_provider_aws.{name}" for name in fast["class_modules"] + ["_jsii"]}
+    expected |= {f"{name}._private" for name in expected}
+    assert fast["modules"] <= expected, sorted(fast["modules"] - expected)
+    assert len(_resource_modules(fast["modules"])) < 100
+    assert len(_resource_modules(eager["modules"])) > 2000
+
+
+def _resource_modules(modules: set[str]) -> set[str]:
+    return {name for name in modules if not name.endswith("._private")}
