@@ -79,3 +79,23 @@ def test_report_security_groups_of_interface_launches(endpoint):
         "DeviceIndex": 0, "SubnetId": subnet, "PrivateIpAddress": "10.8.1.10", "Groups": [group]}])["Instances"][0]
     described = ec2.describe_instances(InstanceIds=[instance["InstanceId"]])["Reservations"][0]["Instances"][0]
     assert [g["GroupId"] for g in described["SecurityGroups"]] == [group]
+
+
+def test_accept_portless_protocol_rules(endpoint):
+    ec2 = client(endpoint, "ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.7.0.0/16")["Vpc"]["VpcId"]
+    group = ec2.create_security_group(GroupName="vrrp", Description="test", VpcId=vpc)["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[{
+        "IpProtocol": "112", "IpRanges": [{"CidrIp": "10.7.1.10/32"}]}])
+    ec2.authorize_security_group_egress(GroupId=group, IpPermissions=[{
+        "IpProtocol": "112", "IpRanges": [{"CidrIp": "10.7.1.10/32"}]}])
+    rules = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group]}])["SecurityGroupRules"]
+    assert {(r["IsEgress"], r["IpProtocol"]) for r in rules if r["IpProtocol"] == "112"} == {(False, "112"), (True, "112")}
+
+
+def test_load_aws_managed_policies(endpoint):
+    iam = client(endpoint, "iam")
+    iam.create_role(RoleName="node", AssumeRolePolicyDocument="{}")
+    iam.attach_role_policy(RoleName="node", PolicyArn="arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore")
+    attached = iam.list_attached_role_policies(RoleName="node")["AttachedPolicies"]
+    assert [p["PolicyName"] for p in attached] == ["AmazonSSMManagedInstanceCore"]

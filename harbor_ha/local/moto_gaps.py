@@ -9,6 +9,7 @@ idempotent.
 from __future__ import annotations
 
 import functools
+import os
 
 _APPLIED: set[str] = set()
 
@@ -129,8 +130,39 @@ def report_security_groups_of_interface_launches() -> None:
     InstanceBackend.run_instances = run_instances_reporting_groups
 
 
+# Protocols whose rules carry port numbers; every other one (VRRP is 112) has none.
+_PORTED_PROTOCOLS = {"tcp", "udp", "icmp", "icmpv6", "6", "17", "1", "58", "-1", "all"}
+
+
+@_once
+def accept_portless_protocol_rules() -> None:
+    """EC2: a security group rule for a protocol without ports (keepalived's VRRP, IP protocol 112) is
+    accepted. moto converts the missing FromPort with ``int(None)`` and answers HTTP 500."""
+    from moto.ec2.models.security_groups import SecurityGroupRule
+
+    init = SecurityGroupRule.__init__
+
+    @functools.wraps(init)
+    def init_portless(self, ec2_backend, ip_protocol, group_id, from_port, to_port, *args, **kwargs):
+        portless = ip_protocol is not None and str(ip_protocol).lower() not in _PORTED_PROTOCOLS
+        init(self, ec2_backend, "-1" if portless else ip_protocol, group_id, from_port, to_port, *args, **kwargs)
+        if portless:
+            self.ip_protocol = str(ip_protocol)
+
+    SecurityGroupRule.__init__ = init_portless
+
+
+@_once
+def load_aws_managed_policies() -> None:
+    """IAM: AWS managed policies (``arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore`` ...) exist and
+    can be attached. moto loads them only when asked (``MOTO_IAM_LOAD_MANAGED_POLICIES``); without them
+    AttachRolePolicy answers NoSuchEntity."""
+    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+
+
 PATCHES = (register_replication_group_member_clusters, finish_replication_group_deletes,
-           implement_monitor_instances, report_security_groups_of_interface_launches)
+           implement_monitor_instances, report_security_groups_of_interface_launches,
+           accept_portless_protocol_rules, load_aws_managed_policies)
 
 
 def apply_all() -> None:
