@@ -113,3 +113,4 @@ from cdktf_cdktf_provider_aws.data_aws_subnet import DataAwsSubnet  # noqa: E402
 from cdktf_cdktf_provider_aws.data_aws_vpc import DataAwsVpc  # noqa: E402
 from cdktf import Postcondition  # noqa: E402
 from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment  # noqa: E402
+from cdktf_cdktf_provider_aws.s3_object import S3Object  # noqa: E402

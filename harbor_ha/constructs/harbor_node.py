@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from harbor_ha.aws import Construct, EbsVolume, Eip, EipAssociation, Fn, VolumeAttachment
+from harbor_ha.aws import Construct, EbsVolume, Eip, EipAssociation, Fn, IamRole, IamRolePolicy, VolumeAttachment
 from harbor_ha.cloud_init import CloudConfig
 from harbor_ha.constructs.connections import Connectable
-from harbor_ha.constructs.data_tier import require
+from harbor_ha.constructs.data_tier import grant, require, secret_reader_statements
 from harbor_ha.constructs.harbor_host import HARBOR_PORTS, HarborHosts, check_common_props
 from harbor_ha.constructs.storage import RegistryStorage, RegistryStorageProps
 from harbor_ha.harbor_boot import harbor_cloud_config
@@ -160,3 +160,14 @@ class StandaloneHarborNode(Construct):
     def allow_from_cidrs(self, cidrs: Sequence[str], ports: Sequence[int] = HARBOR_PORTS) -> None:
         """Admit the networks ``cidrs`` (clients, a peer region's NAT addresses) to ``ports``."""
         self._hosts.allow_from_cidrs(cidrs, ports)
+
+    def needed_at_boot(self, policy: IamRolePolicy) -> IamRolePolicy:
+        """Make the instance wait for ``policy`` (a grant its boot steps use, made by another construct)."""
+        address = f"{policy.terraform_resource_type}.{policy.friendly_unique_id}"
+        self._instance.depends_on = [*(self._instance.depends_on or []), address]
+        return policy
+
+    def grant_read_admin_secret(self, role: IamRole) -> IamRolePolicy:
+        """Let ``role`` (another Harbor that replicates into this one) read this node's admin password."""
+        return grant(self, role, "read-admin-password",
+                     secret_reader_statements(self.admin_secret_arn, self._hosts.kms_key_arn))

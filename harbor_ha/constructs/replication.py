@@ -1,0 +1,83 @@
+"""Harbor replication between standalone Harbors, set up at boot by the replication configurator
+(``harbor_ha/replication.py``), which the source node fetches from a private bucket of its own and runs
+once Harbor is up. (It is too large for EC2's 16 KiB user-data beside Harbor's own boot files.)
+
+The source node pushes to every peer: an event-based policy plus a scheduled full sync that heals what
+the events missed. It signs in to each peer with that peer's admin password, read from Secrets Manager at
+boot (the source's role may read exactly those secrets). The same run can be repeated by hand:
+``harbor-ha replicate --local ... --peer ...`` sends nothing it already did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from harbor_ha.aws import Construct, Fn, S3Object
+from harbor_ha.cloud_init import CloudConfig
+from harbor_ha.constructs.data_tier import require
+from harbor_ha.constructs.storage import RegistryStorage, RegistryStorageProps
+
+CONFIGURATOR = Path(__file__).resolve().parent.parent / "replication.py"
+CONFIGURATOR_PATH = "/opt/harbor-ha/replication.py"
+
+
+@dataclass(frozen=True)
+class HarborReplicationProps:
+    """Who replicates to whom."""
+
+    source: object
+    """The ``StandaloneHarborNode`` that pushes (the master)."""
+    peers: Sequence[tuple[str, object]]
+    """``(name, StandaloneHarborNode)`` pairs that receive; names are lower-case letters, digits, '-'."""
+    over_internet: bool = False
+    """Reach the peers at their Elastic IPs (another region) instead of their private addresses. Default False."""
+    name: str = "harbor"
+    """Names the bucket that carries the configurator (``<name>-repl-registry-...``). Default ``harbor``."""
+    force_destroy: bool = False
+    """Let ``terraform destroy`` delete that bucket while it holds the configurator. Default False."""
+    schedule: str = "0 0 * * * *"
+    """Harbor cron (6 fields) of the full sync. Default hourly."""
+    verify_tls: bool = False
+    """Check the peers' certificates. Default False: nodes with ``self-signed`` certificates cannot be
+    checked; set True when every node has a certificate from ``tls_certificate``."""
+
+    def __post_init__(self) -> None:
+        require(len(self.peers) >= 1, "peers", len(self.peers), "one or more (name, node) pairs")
+        names = [name for name, _ in self.peers]
+        require(len(set(names)) == len(names) and all(n and n.replace("-", "").isalnum() and n == n.lower()
+                                                     for n in names), "peers", names,
+                "distinct names of lower-case letters, digits and '-'")
+        require(len(self.schedule.split()) == 6, "schedule", self.schedule, "a 6-field Harbor cron")
+
+
+class HarborReplication(Construct):
+    """Attributes: ``command`` (the configurator's argv, as run at boot)."""
+
+    def __init__(self, scope: Construct, id_: str, *, props: HarborReplicationProps) -> None:
+        super().__init__(scope, id_)
+        source = props.source
+        command = ["python3", CONFIGURATOR_PATH, "--local", "https://127.0.0.1",
+                   "--local-secret", source.admin_secret_arn, "--schedule", props.schedule]
+        for name, peer in props.peers:
+            source.needed_at_boot(peer.grant_read_admin_secret(source.role))
+            if props.over_internet:
+                peer.allow_from_cidrs([Fn.join("", [source.public_ip, "/32"])])
+                address = peer.public_ip
+            else:
+                peer.allow_from(source)
+                address = peer.private_ip
+            command += ["--peer", Fn.join("", [f"{name}=https://", address]),
+                        "--peer-secret", Fn.join("", [f"{name}=", peer.admin_secret_arn])]
+        if not props.verify_tls:
+            command.append("--insecure")
+        self.command = tuple(command)
+        carrier = RegistryStorage(self, "carrier", props=RegistryStorageProps(
+            name=f"{props.name}-repl", force_destroy=props.force_destroy))
+        configurator = S3Object(self, "configurator", bucket=carrier.bucket_name, key="harbor-ha/replication.py",
+                                content=CONFIGURATOR.read_text(), content_type="text/x-python")
+        source.needed_at_boot(carrier.grant_read_write(source.role))
+        fetch = ("aws", "s3", "cp", Fn.join("", ["s3://", carrier.bucket_name, "/", configurator.key]),
+                 CONFIGURATOR_PATH)
+        source.add_cloud_config(CloudConfig(commands=(fetch, self.command)))

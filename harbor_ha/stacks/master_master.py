@@ -1,0 +1,49 @@
+"""Solution 4, master-master: two full Harbors, by default in two regions, replicating both ways.
+
+    region (primary)                                     secondary_region
+    Harbor A (own DB, Redis, storage) <── replication ──> Harbor B (own DB, Redis, storage)
+              event-based pushes both ways + an hourly full sync each way
+
+Each Harbor takes pushes and serves pulls. Both push to each other and neither pulls: an artifact that comes
+back finds its digest already there and is skipped. Event-based sync misses what happens while the peer is
+down (goharbor#21119); the scheduled full sync heals it. The two talk over the internet at their Elastic IPs,
+each admitting the other's address only (plus ``admin_cidrs`` for clients).
+"""
+
+from __future__ import annotations
+
+from harbor_ha.aws import Construct
+from harbor_ha.constructs.harbor_node import StandaloneHarborNode
+from harbor_ha.constructs.network import HarborNetwork, HarborNetworkProps
+from harbor_ha.constructs.region import RegionScope
+from harbor_ha.constructs.replication import HarborReplication, HarborReplicationProps
+from harbor_ha.settings import HarborHaSettings
+from harbor_ha.stacks.base import HarborHaStack
+from harbor_ha.stacks.master_slaves import standalone_props
+
+
+class MasterMasterStack(HarborHaStack):
+    stack_name = "master-master"
+
+    def __init__(self, scope: Construct, id_: str, *, settings: HarborHaSettings,
+                 local_endpoint: str | None = None) -> None:
+        super().__init__(scope, id_, settings=settings, local_endpoint=local_endpoint)
+        s = settings
+        secondary = RegionScope(self, "secondary", provider=self.regional_provider(s.secondary_region, "secondary"))
+        sites = []
+        # The second region's zones are its a and b zones (availability_zones names the first region's).
+        regional = ((self, s, "a"), (secondary, s.replace(region=s.secondary_region, availability_zones=()), "b"))
+        for scope_, site_settings, label in regional:
+            network = HarborNetwork(scope_, f"network-{label}", props=HarborNetworkProps.from_settings(site_settings))
+            node = StandaloneHarborNode(scope_, f"harbor-{label}", props=standalone_props(
+                s, network, f"{s.name}-{label}", 0))
+            node.allow_from_cidrs(s.admin_cidrs)
+            sites.append((label, node))
+        for (label, node), (peer_label, peer) in (sites, sites[::-1]):
+            HarborReplication(self, f"replication-{label}", props=HarborReplicationProps(
+                source=node, peers=[(f"harbor-{peer_label}", peer)], over_internet=True))
+
+        for label, node in sites:
+            self.output(f"harbor_{label}_url", node.url, f"Harbor {label.upper()} at its Elastic IP")
+            self.output(f"harbor_{label}_admin_secret_arn", node.admin_secret_arn,
+                        f"Secrets Manager secret of Harbor {label.upper()}'s admin password")
