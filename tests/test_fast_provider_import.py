@@ -20,7 +20,7 @@ from conftest import PROJECT
 SYNTH_ALL = PROJECT / "benchmarks" / "synth_all.py"
 MODES = {"fast": "0", "eager": "1"}
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = pytest.mark.timeout(1200)
 
 
 def _synth(mode: str, outdir: Path) -> dict:
