@@ -35,6 +35,9 @@ OPEN_FINDINGS = {
     "CKV_AWS_135": "harbor_host and lb_pair: ebs_optimized on the instances",
     "CKV_AWS_126": "lb_pair: detailed monitoring of the directors (the Harbor hosts have it on aws)",
     "CKV_AWS_260": "lb_pair and harbor_host: port 80 open to 0.0.0.0/0 (plain HTTP: redirect only, or closed?)",
+    "CKV_AWS_88": "harbor_host: public IPs on the Harbor instances of active-standby, master-slaves, master-master",
+    "CKV2_AWS_38": "master_slaves: DNSSEC signing of the public Route 53 zone (or make the zone private)",
+    "CKV2_AWS_39": "master_slaves: DNS query logging of the Route 53 zone",
 }
 
 pytestmark = pytest.mark.timeout(900)
