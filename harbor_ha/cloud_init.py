@@ -22,6 +22,11 @@ COMPRESS_OVER = 1024
 _TOKEN_MARK = "${TfToken["
 
 
+def has_reference(text: str) -> bool:
+    """Whether ``text`` holds a Terraform reference (an unresolved cdktf token)."""
+    return _TOKEN_MARK in text
+
+
 @dataclass(frozen=True)
 class WriteFile:
     """One file that cloud-init writes before running commands."""
@@ -34,7 +39,7 @@ class WriteFile:
 
     def to_cloud_config(self) -> dict:
         entry = {"path": self.path, "owner": self.owner, "permissions": self.permissions}
-        has_token = _TOKEN_MARK in self.content
+        has_token = has_reference(self.content)
         template_syntax = "%{" in self.content or "${" in self.content.replace(_TOKEN_MARK, "")
         if has_token and template_syntax:
             raise ValueError(f"{self.path}: a file holding Terraform references cannot also hold a literal "

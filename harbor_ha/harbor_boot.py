@@ -14,16 +14,20 @@ import re
 from pathlib import Path
 from typing import Mapping
 
-from harbor_ha.cloud_init import CloudConfig, WriteFile
-from harbor_ha.harbor_config import STATE_DIR, HarborConfig, render_harbor_yml
+from harbor_ha.cloud_init import CloudConfig, WriteFile, has_reference
+from harbor_ha.harbor_config import STATE_DIR, HarborConfig, dump_harbor_yml, harbor_yml_document, placeholder
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "harbor"
 SCRIPT_DIR = "/usr/local/libexec/harbor-ha"
 ENV_PATH = f"{STATE_DIR}/harbor.env"
+# configure-harbor.sh fills placeholder NAME from the environment variable HARBOR_YML_NAME.
+YML_VALUE_PREFIX = "HARBOR_YML_"
 COMPOSE_VERSION = "2.29.7"
 # Harbor's release signing key (goharbor installation docs: gpg --receive-keys 644FF454C0B4115C).
 HARBOR_SIGNING_KEY = "644FF454C0B4115C"
 _TOKEN_RE = re.compile(r"\$\{TfToken\[[^\]]+\]\}")
+# Whole-line comments, except the interpreter line and shellcheck directives.
+_COMMENT_LINE_RE = re.compile(r"^\s*#(?!!|\s*shellcheck)")
 _SAFE_VALUE_RE = re.compile(r"^[A-Za-z0-9_./:@+=,-]*$")
 
 
@@ -32,8 +36,12 @@ def script_path(name: str) -> Path:
     return TEMPLATES / name
 
 
-def _script(name: str) -> WriteFile:
-    return WriteFile(path=f"{SCRIPT_DIR}/{name}", content=script_path(name).read_text(), permissions="0755")
+def boot_script(name: str) -> WriteFile:
+    """A boot script without its comment lines: they are for readers of this repository, and user-data
+    has 16 KiB for everything (the scripts hold no here-document whose lines start with '#')."""
+    lines = script_path(name).read_text().splitlines(keepends=True)
+    content = "".join(line for line in lines if not _COMMENT_LINE_RE.match(line))
+    return WriteFile(path=f"{SCRIPT_DIR}/{name}", content=content, permissions="0755")
 
 
 def _run(name: str) -> tuple[str, ...]:
@@ -54,42 +62,64 @@ def environment_file(values: Mapping[str, str]) -> WriteFile:
 
 def data_volume_part() -> CloudConfig:
     """Mount the EBS volume ``DATA_VOLUME_ID`` at /data before anything writes there."""
-    return CloudConfig(files=(_script("data-volume.sh"),), commands=(_run("data-volume.sh"),))
+    return CloudConfig(files=(boot_script("data-volume.sh"),), commands=(_run("data-volume.sh"),))
 
 
 def install_part() -> CloudConfig:
     """Docker, the compose plugin and the Harbor installer in /opt/harbor."""
-    return CloudConfig(packages=("docker",), files=(_script("install-harbor.sh"),),
+    return CloudConfig(packages=("docker",), files=(boot_script("install-harbor.sh"),),
                        commands=(_run("install-harbor.sh"),))
 
 
 def shared_secrets_part() -> CloudConfig:
     """The deployment's shared Harbor secrets from (or into) its one Secrets Manager secret."""
-    return CloudConfig(files=(_script("shared-secrets.sh"),), commands=(_run("shared-secrets.sh"),))
+    return CloudConfig(files=(boot_script("shared-secrets.sh"),), commands=(_run("shared-secrets.sh"),))
 
 
-def configure_part(config: HarborConfig) -> CloudConfig:
-    """harbor.yml (secrets filled in on the node), prepare, and harbor.service for restarts."""
-    return CloudConfig(
-        files=(WriteFile(path=f"{STATE_DIR}/harbor.yml.tmpl", content=render_harbor_yml(config), permissions="0600"),
+def lift_references(document: dict) -> tuple[dict, dict[str, str]]:
+    """``document`` with each value that holds a Terraform reference replaced by a placeholder, and the
+    environment that carries those values. harbor.yml then holds no reference, so it travels compressed:
+    user-data stays well under EC2's 16 KiB however long the resolved ARNs and endpoints are."""
+    lifted: dict[str, str] = {}
+
+    def walk(node):
+        if isinstance(node, dict):
+            return {key: walk(value) for key, value in node.items()}
+        if isinstance(node, str) and has_reference(node):
+            name = f"TF_VALUE_{len(lifted)}"
+            lifted[YML_VALUE_PREFIX + name] = node
+            return placeholder(name)
+        return node
+
+    return walk(document), lifted
+
+
+def configure_part(config: HarborConfig) -> tuple[CloudConfig, dict[str, str]]:
+    """harbor.yml (secrets and Terraform-made values filled in on the node), prepare, and harbor.service
+    for restarts; and the environment the template's lifted values travel in."""
+    document, lifted = lift_references(harbor_yml_document(config))
+    part = CloudConfig(
+        files=(WriteFile(path=f"{STATE_DIR}/harbor.yml.tmpl", content=dump_harbor_yml(document), permissions="0600"),
                WriteFile(path="/etc/systemd/system/harbor.service", content=script_path("harbor.service").read_text()),
-               _script("configure-harbor.sh")),
+               boot_script("configure-harbor.sh")),
         commands=(_run("configure-harbor.sh"),))
+    return part, lifted
 
 
 def harbor_cloud_config(*, config: HarborConfig, environment: Mapping[str, str], shared_secrets: bool,
                         data_volume: bool = False, extra: CloudConfig | None = None) -> CloudConfig:
     """The whole first boot of one Harbor node; ``extra`` (keepalived, replication setup ...) runs last,
     with Harbor up."""
+    configure, lifted = configure_part(config)
     values = {"HARBOR_VERSION": config.harbor_version, "COMPOSE_VERSION": COMPOSE_VERSION,
-              "HARBOR_SIGNING_KEY": HARBOR_SIGNING_KEY, **environment}
-    parts = [CloudConfig(files=(environment_file(values), _script("run-step.sh")))]
+              "HARBOR_SIGNING_KEY": HARBOR_SIGNING_KEY, **environment, **lifted}
+    parts = [CloudConfig(files=(environment_file(values), boot_script("run-step.sh")))]
     if data_volume:
         parts.append(data_volume_part())
     parts.append(install_part())
     if shared_secrets:
         parts.append(shared_secrets_part())
-    parts.append(configure_part(config))
+    parts.append(configure)
     if extra is not None:
         parts.append(extra)
     document = parts[0]

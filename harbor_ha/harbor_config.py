@@ -146,5 +146,10 @@ def harbor_yml_document(config: HarborConfig) -> dict:
     return doc
 
 
+def dump_harbor_yml(document: dict) -> str:
+    """YAML text of a harbor.yml mapping, placeholders single-quoted."""
+    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=1_000_000)
+
+
 def render_harbor_yml(config: HarborConfig) -> str:
-    return yaml.dump(harbor_yml_document(config), Dumper=_Dumper, sort_keys=False, width=1_000_000)
+    return dump_harbor_yml(harbor_yml_document(config))

@@ -63,10 +63,14 @@ def check_user_data(user_data: str, tmp_path: Path) -> dict[str, str]:
         script.write_text(files[path])
         result = subprocess.run([shellcheck, str(script)], capture_output=True, text=True)
         assert result.returncode == 0, f"{path}:\n{result.stdout}"
-    # Every placeholder harbor.yml holds is one the configure script fills in.
+    # Every placeholder harbor.yml holds is one the configure script fills in, from a secret or the
+    # environment; the template holds no Terraform reference (it travels compressed).
     configure = files["/usr/local/libexec/harbor-ha/configure-harbor.sh"]
-    for name in set(re.findall(r"@@([A-Z_]+)@@", files["/etc/harbor-ha/harbor.yml.tmpl"])):
-        assert f"[{name}]" in configure, name
+    template = files["/etc/harbor-ha/harbor.yml.tmpl"]
+    env = environment(user_data)
+    assert "${" not in template
+    for name in set(re.findall(r"@@([A-Z0-9_]+)@@", template)):
+        assert f"[{name}]" in configure or f"HARBOR_YML_{name}" in env, name
     return files
 
 

@@ -158,3 +158,17 @@ def test_bad_inputs_name_the_input(kwargs, message):
 def test_database_tls_cannot_be_turned_off():
     with pytest.raises(ValueError, match="ssl_mode = 'disable': allowed is one of require, verify-ca, verify-full"):
         ExternalDatabase(host="h", port=5432, db_name="registry", username="harbor", ssl_mode="disable")
+
+
+def test_terraform_values_are_lifted_out_of_the_template_so_it_travels_compressed():
+    from harbor_ha.harbor_boot import configure_part
+    token = "${TfToken[TOKEN.7]}"
+    config = HarborConfig(harbor_version="2.15.2", hostname="registry.example.com",
+                          external_database=ExternalDatabase(host=token, port=5432, db_name="registry",
+                                                             username="harbor"))
+    part, lifted = configure_part(config)
+    assert lifted == {"HARBOR_YML_TF_VALUE_0": token}
+    (template,) = [f for f in part.files if f.path.endswith("harbor.yml.tmpl")]
+    assert token not in template.content
+    assert yaml.safe_load(template.content)["external_database"]["harbor"]["host"] == placeholder("TF_VALUE_0")
+    assert template.to_cloud_config()["encoding"] == "gz+b64"

@@ -84,7 +84,8 @@ def test_security_group_admits_only_the_peer_and_egress_is_limited(built):
                  if body["description"].startswith("harbor: Harbor servers"))
     ref = f"${{aws_security_group.{group}.id}}"
     assert "ingress" not in resources(doc, "aws_security_group")[group]
-    ingress = [r for r in resources(doc, "aws_vpc_security_group_ingress_rule").values() if r["security_group_id"] == ref]
+    ingress = [r for r in resources(doc, "aws_vpc_security_group_ingress_rule").values()
+               if r["security_group_id"] == ref]
     assert sorted((r["from_port"], r.get("referenced_security_group_id")) for r in ingress) == [
         (80, LB_GROUP), (443, LB_GROUP)]
     egress = [r for r in resources(doc, "aws_vpc_security_group_egress_rule").values() if r["security_group_id"] == ref]

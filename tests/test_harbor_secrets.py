@@ -15,8 +15,10 @@ import pytest
 import yaml
 from moto.server import ThreadedMotoServer
 
-from harbor_ha.harbor_boot import script_path
-from harbor_ha.harbor_config import ExternalDatabase, ExternalRedis, HarborConfig, render_harbor_yml
+from harbor_ha.harbor_boot import boot_script
+from harbor_ha.harbor_config import (
+    ExternalDatabase, ExternalRedis, HarborConfig, placeholder, render_harbor_yml,
+)
 from conftest import require_tool
 
 REGION = "us-east-1"
@@ -45,14 +47,21 @@ def aws(moto_endpoint, monkeypatch):
     return client, key_id
 
 
+def _as_on_the_node(directory: Path, name: str) -> str:
+    """The boot script as user-data carries it (comment lines dropped), written to ``directory``."""
+    path = directory / name
+    path.write_text(boot_script(name).content)
+    return str(path)
+
+
 def _start(node: Path, key_id: str) -> subprocess.Popen:
     require_tool("openssl")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # venv's aws
            "SHARED_SECRET_NAME": SECRET_NAME,
            "SHARED_SECRET_KMS_KEY": key_id, "HARBOR_HOSTNAME": "registry.example.com",
            "HARBOR_SECRET_DIR": str(node / "data" / "secret"), "HARBOR_HA_STATE_DIR": str(node / "etc")}
-    return subprocess.Popen(["bash", str(script_path("shared-secrets.sh"))], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(["bash", _as_on_the_node(node.parent, "shared-secrets.sh")], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _finish(process: subprocess.Popen) -> str:
@@ -134,7 +143,8 @@ set -euo pipefail
 [ "$1" = --with-trivy ]
 for component in core jobservice registryctl; do
   mkdir -p "common/config/$component"
-  printf 'CORE_SECRET=%s\\nJOBSERVICE_SECRET=%s\\nOTHER=kept\\n' "$RANDOM$RANDOM" "$RANDOM" >"common/config/$component/env"
+  printf 'CORE_SECRET=%s\\nJOBSERVICE_SECRET=%s\\nOTHER=kept\\n' "$RANDOM$RANDOM" "$RANDOM" \\
+    >"common/config/$component/env"
 done
 echo "CSRF_KEY=$RANDOM" >>common/config/core/env
 """
@@ -159,7 +169,7 @@ def _configure(tmp_path: Path, environment: dict[str, str],
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "HARBOR_HA_STATE_DIR": str(state), "HARBOR_INSTALL_DIR": str(install),
            "HARBOR_DATA_DIR": str(tmp_path / "data"), "HARBOR_HOSTNAME": "registry.example.com", **environment}
-    return subprocess.run(["bash", str(script_path("configure-harbor.sh"))], env=env, capture_output=True,
+    return subprocess.run(["bash", _as_on_the_node(tmp_path, "configure-harbor.sh")], env=env, capture_output=True,
                           text=True, timeout=120)
 
 
@@ -176,7 +186,11 @@ def test_configure_fills_secrets_at_boot_and_puts_the_shared_ones_into_prepares_
     (state / "shared-secrets.env").write_text("".join(f"{k}={v}\n" for k, v in shared.items()))
 
     result = _configure(tmp_path, {"ADMIN_SECRET_ARN": admin, "DB_SECRET_ARN": db["ARN"],
-                                   "REDIS_SECRET_ARN": redis})
+                                   "REDIS_SECRET_ARN": redis, "HARBOR_YML_DB_HOST": "db.internal"},
+                        HarborConfig(harbor_version="2.15.2",
+                                     external_redis=ExternalRedis(host="redis.internal", port=6379),
+                                     external_database=ExternalDatabase(host=placeholder("DB_HOST"), port=5432,
+                                                                        db_name="registry", username="harbor")))
     assert result.returncode == 0, result.stderr
 
     harbor_yml = yaml.safe_load((tmp_path / "opt-harbor" / "harbor.yml").read_text())
@@ -184,6 +198,8 @@ def test_configure_fills_secrets_at_boot_and_puts_the_shared_ones_into_prepares_
     assert harbor_yml["external_database"]["harbor"]["password"] == "d'b:p@ss"
     assert harbor_yml["external_redis"]["password"] == "redis-token"
     assert harbor_yml["hostname"] == "registry.example.com"
+    # A value Terraform made, lifted out of the template into the environment (harbor_boot.lift_references).
+    assert harbor_yml["external_database"]["harbor"]["host"] == "db.internal"
     assert (tmp_path / "opt-harbor" / "harbor.yml").stat().st_mode & 0o077 == 0
     for component in ("core", "jobservice", "registryctl"):
         lines = (tmp_path / "opt-harbor" / "common" / "config" / component / "env").read_text().splitlines()

@@ -8,7 +8,8 @@
 # this is also why prepare and docker compose run here instead of install.sh, which does both in one go.
 # secretkey and the token-signing pair need no rewriting: prepare keeps files that already exist.
 #
-# Environment: HARBOR_HOSTNAME (empty: the node's private address); ADMIN_SECRET_ARN (plain string); optional DB_SECRET_ARN (RDS master secret,
+# Environment: HARBOR_HOSTNAME (empty: the node's private address); HARBOR_YML_<NAME> fills @@NAME@@;
+# ADMIN_SECRET_ARN (plain string); optional DB_SECRET_ARN (RDS master secret,
 # JSON; empty: Harbor's own database with a password made here once), REDIS_SECRET_ARN (plain string),
 # TLS_SECRET_ARN (JSON certificate + private_key; empty: the shared self-signed pair, or one made here).
 set -euo pipefail
@@ -62,6 +63,10 @@ fi
 if [ -n "${REDIS_SECRET_ARN:-}" ]; then
   values[REDIS_PASSWORD]=$(secret "$REDIS_SECRET_ARN")
 fi
+# Values Terraform made (endpoints, bucket ...) travel as HARBOR_YML_<placeholder> in the environment.
+while read -r name; do
+  values[${name#HARBOR_YML_}]=${!name}
+done < <(compgen -v HARBOR_YML_)
 
 # Placeholders stand in single-quoted YAML scalars: a quote inside a value is doubled.
 config=$(<"$state_dir/harbor.yml.tmpl")
@@ -69,7 +74,7 @@ for key in "${!values[@]}"; do
   value=${values[$key]}
   config=${config//"@@$key@@"/"${value//\'/\'\'}"}
 done
-if [[ $config =~ @@[A-Z_]+@@ ]]; then
+if [[ $config =~ @@[A-Z0-9_]+@@ ]]; then
   echo "harbor-ha: harbor.yml still has the placeholder ${BASH_REMATCH[0]}" >&2
   exit 1
 fi
