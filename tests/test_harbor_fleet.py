@@ -73,6 +73,8 @@ def test_servers_spread_over_the_zones_at_their_fixed_addresses(built):
 def test_servers_are_hardened(built):
     _, _, doc = built
     for server in servers(doc):
+        # Room for resolved ARNs and endpoints, which are longer than their references.
+        assert len(server["user_data"].encode()) < 14 * 1024
         check_hardened(doc, server, volume_gib=100)
         assert server["instance_type"] == "m6i.large"
         assert server["iam_instance_profile"].startswith("${aws_iam_instance_profile.")
