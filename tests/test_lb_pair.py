@@ -88,7 +88,7 @@ def test_directors_are_hardened(built):
         assert director["instance_type"] == "t3.small"
         assert director["iam_instance_profile"] == f"${{aws_iam_instance_profile.{profile_name}.name}}"
         assert director["tags"]["harbor-ha:vip"] == "harbor", "the VIP grant only reaches tagged instances"
-        assert "associate_public_ip_address" not in director
+        assert director["associate_public_ip_address"] is True, "the BACKUP reaches the EC2 API without the VIP"
 
 
 def test_vip_starts_on_director_0_and_is_then_left_to_keepalived(built):

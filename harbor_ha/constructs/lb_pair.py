@@ -97,6 +97,9 @@ class LoadBalancerPair(Construct):
             Instance(
                 self, f"director-{i}", ami=ami.value, instance_type=props.instance_type,
                 subnet_id=address.subnet_id, private_ip=address.private_ip,
+                # Public subnets have no NAT route: the BACKUP director, without the VIP, reaches the EC2 API
+                # (vip-notify) and the package mirrors through an automatic public address.
+                associate_public_ip_address=True,
                 vpc_security_group_ids=[self.security_group_id], iam_instance_profile=profile.name,
                 metadata_options=InstanceMetadataOptions(
                     http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1),
