@@ -42,7 +42,7 @@ class HarborFleetProps:
     cache: Any
     """The shared ``HarborCache`` (Redis)."""
     hostname: str
-    """The DNS name clients use, or the VIP address."""
+    """The DNS name clients use, or the VIP address; empty with ``vip_name``."""
     name: str = "harbor"
     """Prefix of names and tags; names the shared-secrets secret. Default ``harbor``."""
     count: int = 2
@@ -67,6 +67,9 @@ class HarborFleetProps:
     """One more cloud-config per node, same order as the nodes. Default none."""
     instance_tags: Mapping[str, str] = field(default_factory=dict)
     """Extra tags on every instance (e.g. ``StaticIps.vip_tags``). Default none."""
+    vip_name: str = ""
+    """With no ``hostname``: the ``harbor-ha:vip`` tag of the Elastic IP whose address clients use, looked up
+    at boot (servers that hold the VIP themselves cannot have it in their user-data). Default none."""
     public_addresses: bool = False
     """Give each server an automatic public IPv4 address: for servers placed in public subnets (the
     VIP holders of active-standby), which have no NAT route. Default False."""
@@ -79,7 +82,8 @@ class HarborFleetProps:
         check_common_props(self)
         require(isinstance(self.count, int) and 2 <= self.count <= MAX_NODES, "count", self.count,
                 f"a whole number from 2 to {MAX_NODES}")
-        require(bool(self.hostname), "hostname", self.hostname, "a DNS name or the VIP address")
+        require(bool(self.hostname or self.vip_name), "hostname", self.hostname,
+                "a DNS name or the VIP address (or set vip_name)")
         require(not self.addresses or len(self.addresses) == self.count, "addresses", len(self.addresses),
                 f"none or one per server ({self.count})")
         require(not self.extra_cloud_config_per_node or len(self.extra_cloud_config_per_node) == self.count,
@@ -144,6 +148,7 @@ class HarborFleet(Construct):
             s3=S3Storage(region=props.storage.region, bucket=props.storage.bucket_name,
                          kms_key_arn=props.storage.kms_key_arn))
         environment = {**hosts.environment(), "HARBOR_HOSTNAME": props.hostname,
+                       "VIP_NAME": props.vip_name,
                        "DB_SECRET_ARN": database.master_user_secret_arn,
                        "REDIS_SECRET_ARN": cache.auth_token_secret_arn,
                        "SHARED_SECRET_NAME": self.shared_secrets_name, "SHARED_SECRET_KMS_KEY": hosts.kms_key_arn}

@@ -6,4 +6,11 @@ set -a
 # shellcheck source=/dev/null
 . /etc/harbor-ha/harbor.env
 set +a
+# A VIP holder (active-standby) is reached at the Elastic IP tagged harbor-ha:vip=VIP_NAME: looked up here,
+# since user-data cannot name an address whose association names this very instance.
+if [ -z "${HARBOR_HOSTNAME:-}" ] && [ -n "${VIP_NAME:-}" ]; then
+  HARBOR_HOSTNAME=$(aws ec2 describe-addresses --filters "Name=tag:harbor-ha:vip,Values=$VIP_NAME" \
+    --query 'Addresses[0].PublicIp' --output text)
+  export HARBOR_HOSTNAME
+fi
 exec "$(dirname "$0")/$1"
