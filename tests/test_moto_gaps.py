@@ -32,7 +32,7 @@ def _replication_group(endpoint: str, group_id: str) -> dict:
         ReplicationGroupId=group_id, ReplicationGroupDescription="test", Engine="redis", EngineVersion="7.1",
         CacheNodeType="cache.t4g.medium", NumNodeGroups=1, ReplicasPerNodeGroup=1,
         AutomaticFailoverEnabled=True, MultiAZEnabled=True, PreferredCacheClusterAZs=["us-east-1a", "us-east-1b"],
-        TransitEncryptionEnabled=True)["ReplicationGroup"]
+        TransitEncryptionEnabled=True, AtRestEncryptionEnabled=True)["ReplicationGroup"]
 
 
 def test_register_replication_group_member_clusters(endpoint):
@@ -44,6 +44,7 @@ def test_register_replication_group_member_clusters(endpoint):
         assert cluster["ReplicationGroupId"] == "members"
         assert cluster["Engine"] == "redis"
         assert cluster["CacheNodeType"] == "cache.t4g.medium"
+        assert cluster["AtRestEncryptionEnabled"] and cluster["TransitEncryptionEnabled"]
 
 
 def test_finish_replication_group_deletes(endpoint):
@@ -99,3 +100,13 @@ def test_load_aws_managed_policies(endpoint):
     iam.attach_role_policy(RoleName="node", PolicyArn="arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore")
     attached = iam.list_attached_role_policies(RoleName="node")["AttachedPolicies"]
     assert [p["PolicyName"] for p in attached] == ["AmazonSSMManagedInstanceCore"]
+
+
+def test_mark_db_parameters_user_modified(endpoint):
+    rds = client(endpoint, "rds")
+    rds.create_db_parameter_group(DBParameterGroupName="tls", DBParameterGroupFamily="postgres16", Description="t")
+    rds.modify_db_parameter_group(DBParameterGroupName="tls", Parameters=[
+        {"ParameterName": "rds.force_ssl", "ParameterValue": "1", "ApplyMethod": "immediate"}])
+    user = rds.describe_db_parameters(DBParameterGroupName="tls", Source="user")["Parameters"]
+    assert [(p["ParameterName"], p["Source"]) for p in user] == [("rds.force_ssl", "user")]
+    assert rds.describe_db_parameters(DBParameterGroupName="tls", Source="system")["Parameters"] == []

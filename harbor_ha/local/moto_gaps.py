@@ -60,7 +60,9 @@ def register_replication_group_member_clusters() -> None:
                     security_group_ids=group.security_group_ids, tags=None, snapshot_arns=None,
                     preferred_outpost_arns=None, log_delivery_configurations=[], cache_node_ids_to_remove=None,
                     cache_node_ids_to_reboot=None)
+                # The provider reads these of the group from its first member.
                 cluster.auth_token_enabled = group.auth_token_enabled
+                cluster.at_rest_encryption_enabled = group.at_rest_encryption_enabled
                 self.cache_clusters[cluster.cache_cluster_id] = cluster
         return group
 
@@ -130,6 +132,37 @@ def report_security_groups_of_interface_launches() -> None:
     InstanceBackend.run_instances = run_instances_reporting_groups
 
 
+@_once
+def mark_db_parameters_user_modified() -> None:
+    """RDS: parameters set with ``ModifyDBParameterGroup`` are listed with ``Source = user`` and
+    ``DescribeDBParameters`` honours its ``Source`` filter. moto omits both, so the provider, which reads
+    the user-modified parameters, never sees its own (``rds.force_ssl`` ...) and plans them again."""
+    from moto.core.responses import ActionResult
+    from moto.rds.models import DBParameterGroup
+    from moto.rds.responses import RDSResponse
+
+    update = DBParameterGroup.update_parameters
+
+    @functools.wraps(update)
+    def update_parameters(self, new_parameters):
+        update(self, [{**parameter, "Source": "user"} for parameter in new_parameters])
+
+    describe = RDSResponse.describe_db_parameters
+
+    @functools.wraps(describe)
+    def describe_db_parameters(self):
+        source = self.params.get("Source")
+        result = describe(self)
+        if source:
+            result = ActionResult({"Parameters": [p for p in self.backend.describe_db_parameter_groups(
+                {"db_parameter_group_name": self.params.get("DBParameterGroupName")})[0].parameters.values()
+                if p.get("Source", "engine-default") == source]})
+        return result
+
+    DBParameterGroup.update_parameters = update_parameters
+    RDSResponse.describe_db_parameters = describe_db_parameters
+
+
 # Protocols whose rules carry port numbers; every other one (VRRP is 112) has none.
 _PORTED_PROTOCOLS = {"tcp", "udp", "icmp", "icmpv6", "6", "17", "1", "58", "-1", "all"}
 
@@ -162,7 +195,7 @@ def load_aws_managed_policies() -> None:
 
 PATCHES = (register_replication_group_member_clusters, finish_replication_group_deletes,
            implement_monitor_instances, report_security_groups_of_interface_launches,
-           accept_portless_protocol_rules, load_aws_managed_policies)
+           accept_portless_protocol_rules, load_aws_managed_policies, mark_db_parameters_user_modified)
 
 
 def apply_all() -> None:
