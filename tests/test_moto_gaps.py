@@ -110,3 +110,15 @@ def test_mark_db_parameters_user_modified(endpoint):
     user = rds.describe_db_parameters(DBParameterGroupName="tls", Source="user")["Parameters"]
     assert [(p["ParameterName"], p["Source"]) for p in user] == [("rds.force_ssl", "user")]
     assert rds.describe_db_parameters(DBParameterGroupName="tls", Source="system")["Parameters"] == []
+
+
+def test_keep_rule_descriptions(endpoint):
+    ec2 = client(endpoint, "ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.6.0.0/16")["Vpc"]["VpcId"]
+    target = ec2.create_security_group(GroupName="target", Description="t", VpcId=vpc)["GroupId"]
+    source = ec2.create_security_group(GroupName="source", Description="s", VpcId=vpc)["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=target, IpPermissions=[{
+        "IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
+        "UserIdGroupPairs": [{"GroupId": source, "Description": "Harbor clients"}]}])
+    rules = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [target]}])["SecurityGroupRules"]
+    assert [r.get("Description") for r in rules if not r["IsEgress"]] == ["Harbor clients"]

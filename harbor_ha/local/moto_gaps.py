@@ -9,6 +9,7 @@ idempotent.
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 
 _APPLIED: set[str] = set()
@@ -186,6 +187,28 @@ def accept_portless_protocol_rules() -> None:
 
 
 @_once
+def keep_rule_descriptions() -> None:
+    """EC2: the description of a security group rule whose source is another security group or a prefix
+    list is kept (``DescribeSecurityGroupRules``). moto keeps only descriptions of CIDR sources, so each
+    plan wants to set them again."""
+    from moto.ec2.models.security_groups import SecurityGroupRule
+
+    init = SecurityGroupRule.__init__
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def init_keeping_prefix_list_description(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        prefix_list = signature.bind(self, *args, **kwargs).arguments.get("prefix_list_id") or {}
+        self.prefix_list_description = prefix_list.get("Description")
+
+    SecurityGroupRule.__init__ = init_keeping_prefix_list_description
+    SecurityGroupRule.description = property(
+        lambda self: self.ip_range.get("Description") or (self.source_group or {}).get("Description")
+        or getattr(self, "prefix_list_description", None))
+
+
+@_once
 def load_aws_managed_policies() -> None:
     """IAM: AWS managed policies (``arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore`` ...) exist and
     can be attached. moto loads them only when asked (``MOTO_IAM_LOAD_MANAGED_POLICIES``); without them
@@ -195,7 +218,8 @@ def load_aws_managed_policies() -> None:
 
 PATCHES = (register_replication_group_member_clusters, finish_replication_group_deletes,
            implement_monitor_instances, report_security_groups_of_interface_launches,
-           accept_portless_protocol_rules, load_aws_managed_policies, mark_db_parameters_user_modified)
+           accept_portless_protocol_rules, keep_rule_descriptions, load_aws_managed_policies,
+           mark_db_parameters_user_modified)
 
 
 def apply_all() -> None:
