@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from harbor_ha.keepalived import (
-    MASTER_MARKER, TEMPLATES, VrrpPair, director_cloud_config, director_configs, lvs_nat_setup, program_text,
+    LIBEXEC, MASTER_MARKER, TEMPLATES, VrrpPair, director_cloud_config, director_configs, lvs_nat_setup, program_text,
     standby_configs,
 )
 
@@ -50,6 +50,19 @@ def keepalived_check(text: str, directory: Path) -> subprocess.CompletedProcess:
     config = directory / "keepalived.conf"
     config.write_text(text)
     return subprocess.run([keepalived, "-t", "-f", str(config)], capture_output=True, text=True, timeout=60)
+
+
+def check_installed_config(files: dict[str, str], workdir: Path) -> subprocess.CompletedProcess:
+    """``keepalived -t`` on the keepalived.conf that a node's user-data writes (``files``: path -> text), with
+    the programs it writes installed in ``workdir`` and the instance's interface (ens5) mapped onto this
+    machine."""
+    workdir.mkdir(mode=0o755, exist_ok=True)
+    for name in ("check-harbor-health", "vip-notify"):
+        (workdir / name).write_text(files[f"{LIBEXEC}/{name}"])
+        (workdir / name).chmod(0o755)
+    config = files["/etc/keepalived/keepalived.conf"].replace(LIBEXEC, str(workdir)).replace(
+        "interface ens5", f"interface {host_interface()}")
+    return keepalived_check(config, workdir)
 
 
 @pytest.fixture

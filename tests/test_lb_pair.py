@@ -23,7 +23,7 @@ from harbor_ha.target import LOCAL_ACCESS_KEY
 from harbor_ha.terraform_config import terraform_env
 
 from conftest import TEST_LOCAL_ENDPOINT, CdktfTesting, require_tool, resources
-from test_keepalived import host_interface, keepalived_check
+from test_keepalived import check_installed_config
 
 ZONES = ("us-east-1a", "us-east-1b")
 HARBOR_IPS = ("10.40.128.10", "10.40.192.10")
@@ -150,18 +150,8 @@ def test_user_data_carries_the_rendered_keepalived_configs(built):
 
 def test_keepalived_accepts_the_configs_extracted_from_user_data(built, tmp_path):
     _, doc = built
-    interface = host_interface()
     for index, director in enumerate(directors(doc)):
-        files = user_data_files(director["user_data"])
-        workdir = tmp_path / str(index)
-        workdir.mkdir(mode=0o755)
-        for name in ("check-harbor-health", "vip-notify"):
-            (workdir / name).write_text(files[f"{LIBEXEC}/{name}"])
-            (workdir / name).chmod(0o755)
-        # Installed paths and the instance's interface (ens5) mapped onto this machine.
-        config = files["/etc/keepalived/keepalived.conf"].replace(LIBEXEC, str(workdir)).replace(
-            "interface ens5", f"interface {interface}")
-        result = keepalived_check(config, workdir)
+        result = check_installed_config(user_data_files(director["user_data"]), tmp_path / str(index))
         assert result.returncode == 0, f"director {index}:\n{result.stderr}"
 
 

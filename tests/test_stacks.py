@@ -1,0 +1,212 @@
+"""The four solution stacks as synthesized: what each topology must hold, judged by terraform validate,
+keepalived, cloud-init and the JSON itself; and `cdktf synth` through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from harbor_ha.keepalived import CONFIG_PATH
+from harbor_ha.settings import STACK_NAMES, HarborHaSettings
+from harbor_ha.stacks import stack_class
+from harbor_ha.terraform_config import terraform_env
+
+from conftest import IN_CI, PROJECT, CdktfTesting, require_tool, resources
+from harbor_vm_helpers import PLAINTEXT_SECRETS, without_references, written_files
+from test_keepalived import check_installed_config
+
+
+@pytest.fixture(scope="module")
+def stacks(app):
+    """Every stack with the default settings, once per session App: (stack, parsed JSON)."""
+    settings = HarborHaSettings()
+    built = {}
+    for name in STACK_NAMES:
+        stack = stack_class(name)(app, f"solution-{name}", settings=settings)
+        built[name] = (stack, json.loads(CdktfTesting.synth(stack)))
+    return built
+
+
+def instances(doc: dict) -> list[dict]:
+    return list(resources(doc, "aws_instance").values())
+
+
+def zone_of(doc: dict, instance: dict) -> str:
+    subnet = re.fullmatch(r"\$\{aws_subnet\.(.+)\.id\}", instance["subnet_id"]).group(1)
+    return resources(doc, "aws_subnet")[subnet]["availability_zone"]
+
+
+def role_of(instance: dict) -> str:
+    return instance["tags"].get("harbor-ha:role", "lb")
+
+
+@pytest.mark.parametrize("name", STACK_NAMES)
+def test_stack_snapshot(stacks, name, snapshot):
+    assert stacks[name][1] == snapshot
+
+
+@pytest.mark.parametrize("name", STACK_NAMES)
+def test_every_instance_requires_imdsv2_and_encrypts_its_root_volume(stacks, name):
+    doc = stacks[name][1]
+    for instance in instances(doc):
+        assert instance["metadata_options"]["http_tokens"] == "required", instance["tags"]
+        assert instance["root_block_device"]["encrypted"] is True, instance["tags"]
+
+
+@pytest.mark.parametrize("name", STACK_NAMES)
+def test_no_plaintext_secret_in_synth_output(stacks, name):
+    text = json.dumps(stacks[name][1])
+    for secret in PLAINTEXT_SECRETS:
+        assert secret not in text
+    for kind, body in (("aws_elasticache_replication_group", "auth_token"),
+                       ("aws_secretsmanager_secret_version", "secret_string")):
+        for resource in resources(stacks[name][1], kind).values():
+            if body in resource:
+                assert resource[body].startswith("${"), f"{kind}.{body} must be a reference"
+
+
+def test_active_active_holds_the_whole_topology(stacks):
+    doc = stacks["active-active"][1]
+    lbs = [i for i in instances(doc) if role_of(i) == "lb"]
+    harbors = [i for i in instances(doc) if role_of(i) == "harbor"]
+    assert len(lbs) == 2 and len({zone_of(doc, i) for i in lbs}) == 2, "two LB VMs in two AZs"
+    assert len(harbors) == HarborHaSettings().harbor_count
+    assert len({zone_of(doc, i) for i in harbors}) >= 2, "Harbor servers over at least two AZs"
+    vips = [e for e in resources(doc, "aws_eip").values() if "harbor-ha:vip" in e.get("tags", {})]
+    assert len(vips) == 1 and vips[0]["instance"].startswith("${aws_instance.lb_director-0")
+    (db,) = resources(doc, "aws_db_instance").values()
+    assert (db["engine"], db["multi_az"], db["storage_encrypted"]) == ("postgres", True, True)
+    assert db["manage_master_user_password"] is True and "password" not in db
+    (redis,) = resources(doc, "aws_elasticache_replication_group").values()
+    assert redis["automatic_failover_enabled"] is True and redis["multi_az_enabled"] is True
+    # at_rest_encryption_enabled is a string in provider 5.100.
+    assert redis["transit_encryption_enabled"] is True and str(redis["at_rest_encryption_enabled"]) == "true"
+    (versioning,) = resources(doc, "aws_s3_bucket_versioning").values()
+    assert versioning["versioning_configuration"]["status"] == "Enabled"
+    (sse,) = resources(doc, "aws_s3_bucket_server_side_encryption_configuration").values()
+    assert sse["rule"][0]["apply_server_side_encryption_by_default"]["sse_algorithm"] == "aws:kms"
+    (block,) = resources(doc, "aws_s3_bucket_public_access_block").values()
+    assert all(block[k] for k in ("block_public_acls", "block_public_policy", "ignore_public_acls",
+                                  "restrict_public_buckets"))
+    assert set(doc["output"]) >= {"harbor_url", "vip_address", "harbor_private_ips", "db_endpoint", "redis_endpoint",
+                                  "bucket", "db_master_secret_arn", "redis_auth_secret_arn", "harbor_secrets_arn"}
+
+
+def test_active_standby_is_two_harbors_in_two_azs_holding_one_vip(stacks):
+    doc = stacks["active-standby"][1]
+    nodes = instances(doc)
+    assert [role_of(i) for i in nodes] == ["harbor", "harbor"], "no LB VMs"
+    assert len({zone_of(doc, i) for i in nodes}) == 2
+    assert all(i["associate_public_ip_address"] is True for i in nodes)
+    assert len([e for e in resources(doc, "aws_eip").values() if "harbor-ha:vip" in e.get("tags", {})]) == 1
+    for kind in ("aws_db_instance", "aws_elasticache_replication_group", "aws_s3_bucket"):
+        assert len(resources(doc, kind)) == 1, f"shared data tier: one {kind}"
+    vrrp = [r for r in resources(doc, "aws_vpc_security_group_ingress_rule").values() if r["ip_protocol"] == "112"]
+    assert len(vrrp) == 1 and vrrp[0]["referenced_security_group_id"] == vrrp[0]["security_group_id"]
+
+
+def test_active_standby_keepalived_configs_pass_and_differ_only_in_identity(stacks, tmp_path):
+    doc = stacks["active-standby"][1]
+    configs = []
+    for index, node in enumerate(instances(doc)):
+        files = written_files(node["user_data"])
+        result = check_installed_config(files, tmp_path / str(index))
+        assert result.returncode == 0, result.stderr
+        configs.append(files[CONFIG_PATH].splitlines())
+    changed = [(a, b) for a, b in zip(*configs) if a != b]
+    assert len(configs[0]) == len(configs[1])
+    for first, second in changed:
+        key = first.split()[0]
+        assert key in {"router_id", "priority", "unicast_src_ip"} or re.fullmatch(r"[\d.]+", key), (first, second)
+    assert "vrrp_script harbor_health" in "\n".join(configs[0])
+
+
+@pytest.mark.parametrize("name", STACK_NAMES)
+def test_every_user_data_passes_cloud_init_schema(stacks, name, tmp_path):
+    cloud_init = require_tool("cloud-init")
+    for index, instance in enumerate(instances(stacks[name][1])):
+        path = tmp_path / f"user-data-{index}.yaml"
+        path.write_text(without_references(instance["user_data"]))
+        result = subprocess.run([cloud_init, "schema", "--config-file", str(path)], capture_output=True, text=True)
+        assert result.returncode == 0 and "Valid cloud-config" in result.stdout, result.stdout + result.stderr
+
+
+def test_master_slaves_replicates_from_the_master_and_spreads_pulls_over_healthy_replicas(stacks):
+    doc = stacks["master-slaves"][1]
+    assert len(instances(doc)) == 1 + HarborHaSettings().replica_count
+    master = next(i for i in instances(doc) if "master" in i["tags"]["Name"])
+    commands = yaml.safe_load(master["user_data"])["runcmd"]
+    fetch, replicate = [c for c in commands if isinstance(c, list) and "/opt/harbor-ha/replication.py" in c]
+    assert fetch[:3] == ["aws", "s3", "cp"], "the configurator comes from its carrier bucket"
+    assert replicate[:2] == ["python3", "/opt/harbor-ha/replication.py"]
+    assert "--peer" in replicate and "--peer-secret" in replicate
+    checks = resources(doc, "aws_route53_health_check").values()
+    assert all(c["type"] == "HTTPS_STR_MATCH" and c["resource_path"] == "/api/v2.0/health"
+               and "healthy" in c["search_string"] for c in checks)
+    pulls = [r for r in resources(doc, "aws_route53_record").values() if r["name"].startswith("pull.")]
+    assert pulls and all(r["multivalue_answer_routing_policy"] and r["health_check_id"] for r in pulls)
+    assert {"push_endpoint", "pull_endpoint"} <= set(doc["output"])
+
+
+def test_master_master_holds_two_providers_in_two_regions_replicating_both_ways(stacks):
+    doc = stacks["master-master"][1]
+    settings = HarborHaSettings()
+    providers = doc["provider"]["aws"]
+    assert sorted(p["region"] for p in providers) == sorted([settings.region, settings.secondary_region])
+    by_provider = [i.get("provider") for i in instances(doc)]
+    assert sorted(by_provider, key=str) == sorted([None, "aws.secondary"], key=str), "one Harbor per region"
+    for instance in instances(doc):
+        commands = yaml.safe_load(instance["user_data"])["runcmd"]
+        assert any(isinstance(c, list) and "/opt/harbor-ha/replication.py" in c for c in commands)
+    assert {"harbor_a_url", "harbor_b_url"} <= set(doc["output"])
+
+
+@pytest.fixture(scope="module")
+def validated(tmp_path_factory, stacks):
+    """terraform validate of every stack, with the real provider schema (one init per stack)."""
+    terraform = require_tool("terraform")
+    env = terraform_env()
+    results = {}
+    for name, (_, doc) in stacks.items():
+        workdir = tmp_path_factory.mktemp(name)
+        (workdir / "cdk.tf.json").write_text(json.dumps(doc))
+        init = subprocess.run([terraform, "init", "-backend=false", "-input=false", "-no-color"], cwd=workdir,
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert init.returncode == 0, init.stderr
+        validate = subprocess.run([terraform, "validate", "-json"], cwd=workdir, env=env, capture_output=True,
+                                  text=True, timeout=300)
+        results[name] = json.loads(validate.stdout)
+    return results
+
+
+@pytest.mark.parametrize("name", STACK_NAMES)
+def test_terraform_validates_the_stack(validated, name):
+    assert validated[name]["valid"], json.dumps(validated[name]["diagnostics"], indent=2)
+
+
+def test_cdktf_cli_synthesizes_active_active_that_terraform_validates(tmp_path):
+    """The real CLI (`npx cdktf synth`, which runs main.py through pipenv), then terraform validate on its output."""
+    npx = require_tool("npx")
+    if not (PROJECT / "node_modules" / ".bin" / "cdktf").exists() or not shutil.which("pipenv"):
+        message = "the cdktf CLI (npm ci) and pipenv are needed"
+        pytest.fail(message) if IN_CI else pytest.skip(message)
+    outdir = tmp_path / "cdktf.out"
+    env = {**os.environ, "HARBOR_HA_STACKS": "active-active", "PIPENV_VENV_IN_PROJECT": "1",
+           "CHECKPOINT_DISABLE": "1", "CDKTF_DISABLE_PLUGIN_CACHE_ENV": "1"}
+    result = subprocess.run([npx, "cdktf", "synth", "--output", str(outdir)], cwd=PROJECT, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    stack_dir = outdir / "stacks" / "active-active"
+    terraform = require_tool("terraform")
+    tf_env = terraform_env()
+    assert subprocess.run([terraform, "init", "-backend=false", "-input=false"], cwd=stack_dir, env=tf_env,
+                          capture_output=True, timeout=300).returncode == 0
+    validate = subprocess.run([terraform, "validate", "-json"], cwd=stack_dir, env=tf_env, capture_output=True,
+                              text=True, timeout=300)
+    assert json.loads(validate.stdout)["valid"], validate.stdout
