@@ -32,7 +32,7 @@ def _replication_group(endpoint: str, group_id: str) -> dict:
         ReplicationGroupId=group_id, ReplicationGroupDescription="test", Engine="redis", EngineVersion="7.1",
         CacheNodeType="cache.t4g.medium", NumNodeGroups=1, ReplicasPerNodeGroup=1,
         AutomaticFailoverEnabled=True, MultiAZEnabled=True, PreferredCacheClusterAZs=["us-east-1a", "us-east-1b"],
-        TransitEncryptionEnabled=True, AtRestEncryptionEnabled=True)["ReplicationGroup"]
+        TransitEncryptionEnabled=True, AtRestEncryptionEnabled=True, SecurityGroupIds=["sg-12345678"])["ReplicationGroup"]
 
 
 def test_register_replication_group_member_clusters(endpoint):
@@ -45,6 +45,7 @@ def test_register_replication_group_member_clusters(endpoint):
         assert cluster["Engine"] == "redis"
         assert cluster["CacheNodeType"] == "cache.t4g.medium"
         assert cluster["AtRestEncryptionEnabled"] and cluster["TransitEncryptionEnabled"]
+        assert [g["SecurityGroupId"] for g in cluster["SecurityGroups"]] == ["sg-12345678"]
 
 
 def test_finish_replication_group_deletes(endpoint):

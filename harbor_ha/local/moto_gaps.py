@@ -27,7 +27,7 @@ def _once(patch):
 @_once
 def register_replication_group_member_clusters() -> None:
     """ElastiCache: a replication group's member clusters (``<id>-001``, ``<id>-002`` ...) exist as cache
-    clusters.
+    clusters, reporting the group's encryption and security groups.
 
     moto lists them in ``MemberClusters`` but never registers them, so ``DescribeCacheClusters`` of a member
     answers CacheClusterNotFound, and the AWS provider, which reads the first member after creating a
@@ -64,6 +64,8 @@ def register_replication_group_member_clusters() -> None:
                 # The provider reads these of the group from its first member.
                 cluster.auth_token_enabled = group.auth_token_enabled
                 cluster.at_rest_encryption_enabled = group.at_rest_encryption_enabled
+                cluster.security_groups = [{"SecurityGroupId": sg, "Status": "active"}
+                                           for sg in group.security_group_ids or []]
                 self.cache_clusters[cluster.cache_cluster_id] = cluster
         return group
 
