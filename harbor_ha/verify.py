@@ -251,7 +251,8 @@ def check_security_group(values: dict, live: Live, by_type: dict, zones: tuple) 
     names = {g["id"]: g.get("name") or g["id"] for g in by_type.get("aws_security_group", [])}
 
     def show(rules: set) -> str:
-        return "; ".join(f"{p if p != '-1' else 'all'} {f}-{t} from {names.get(s, s)}" for p, f, t, s in sorted(rules))
+        return "; ".join(f"{p if p != '-1' else 'all'}{f' {f}-{t}' if f != -1 else ''} from {names.get(s, s)}"
+                         for p, f, t, s in sorted(rules))
 
     extra, missing = actual - declared, declared - actual
     return [Check(not extra and not missing,

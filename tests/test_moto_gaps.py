@@ -123,3 +123,14 @@ def test_keep_rule_descriptions(endpoint):
         "UserIdGroupPairs": [{"GroupId": source, "Description": "Harbor clients"}]}])
     rules = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [target]}])["SecurityGroupRules"]
     assert [r.get("Description") for r in rules if not r["IsEgress"]] == ["Harbor clients"]
+
+
+def test_implement_delete_cache_subnet_group(endpoint):
+    ec2, elasticache = client(endpoint, "ec2"), client(endpoint, "elasticache")
+    vpc = ec2.create_vpc(CidrBlock="10.5.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.5.1.0/24")["Subnet"]["SubnetId"]
+    elasticache.create_cache_subnet_group(CacheSubnetGroupName="gone", CacheSubnetGroupDescription="t",
+                                          SubnetIds=[subnet])
+    elasticache.delete_cache_subnet_group(CacheSubnetGroupName="gone")
+    with pytest.raises(elasticache.exceptions.CacheSubnetGroupNotFoundFault):
+        elasticache.describe_cache_subnet_groups(CacheSubnetGroupName="gone")

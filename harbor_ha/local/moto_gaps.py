@@ -94,6 +94,23 @@ def finish_replication_group_deletes() -> None:
 
 
 @_once
+def implement_delete_cache_subnet_group() -> None:
+    """ElastiCache: ``DeleteCacheSubnetGroup`` deletes the subnet group. moto does not implement it
+    (HTTP 500), so a destroy fails at the end."""
+    from moto.core.responses import EmptyResult
+    from moto.elasticache.exceptions import CacheSubnetGroupNotFound
+    from moto.elasticache.responses import ElastiCacheResponse
+
+    def delete_cache_subnet_group(self) -> EmptyResult:
+        name = self._get_param("CacheSubnetGroupName")
+        if self.elasticache_backend.cache_subnet_groups.pop(name, None) is None:
+            raise CacheSubnetGroupNotFound(name)
+        return EmptyResult()
+
+    ElastiCacheResponse.delete_cache_subnet_group = delete_cache_subnet_group
+
+
+@_once
 def implement_monitor_instances() -> None:
     """EC2: ``MonitorInstances`` / ``UnmonitorInstances`` (the provider's ``monitoring = true``) switch an
     instance's detailed monitoring. moto answers them with HTTP 500 (not implemented)."""
@@ -219,6 +236,7 @@ def load_aws_managed_policies() -> None:
 
 
 PATCHES = (register_replication_group_member_clusters, finish_replication_group_deletes,
+           implement_delete_cache_subnet_group,
            implement_monitor_instances, report_security_groups_of_interface_launches,
            accept_portless_protocol_rules, keep_rule_descriptions, load_aws_managed_policies,
            mark_db_parameters_user_modified)
