@@ -3,10 +3,13 @@ tool lookups that fail under CI=true instead of skipping."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -88,3 +91,40 @@ def stack_id(request) -> str:
 def resources(doc: dict, kind: str) -> dict:
     """All resources of one Terraform type in a synthesized stack, by name."""
     return doc.get("resource", {}).get(kind, {})
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint():
+    """URL of a moto server on loopback, fresh for each test module."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A test HTTP handler that answers with ``answer`` and logs nothing."""
+
+    def answer(self, status: int, body: str) -> None:
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def loopback_server(handler: type[BaseHTTPRequestHandler]):
+    """Serve ``handler`` on an ephemeral loopback port in a thread; yields the base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()

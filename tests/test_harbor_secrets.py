@@ -13,7 +13,6 @@ from pathlib import Path
 import boto3
 import pytest
 import yaml
-from moto.server import ThreadedMotoServer
 
 from harbor_ha.harbor_boot import boot_script
 from harbor_ha.harbor_config import (
@@ -23,15 +22,6 @@ from conftest import require_tool
 
 REGION = "us-east-1"
 SECRET_NAME = "harbor-ha/test/harbor-shared-secrets"
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @pytest.fixture

@@ -8,9 +8,7 @@ import os
 import re
 import shutil
 import subprocess
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,7 @@ from harbor_ha.keepalived import (
     standby_configs,
 )
 
-from conftest import IN_CI, require_tool
+from conftest import IN_CI, QuietHandler, loopback_server, require_tool
 
 ADDRESSES = ("10.40.0.10", "10.40.64.10")
 REAL_SERVERS = ["10.40.128.10", "10.40.192.10", "10.40.128.11"]
@@ -180,7 +178,7 @@ def test_programs_have_no_terraform_interpolation():
         assert "${" not in program_text(name) and "%{" not in program_text(name), name
 
 
-class HealthAnswers(BaseHTTPRequestHandler):
+class HealthAnswers(QuietHandler):
     """Harbor's /api/v2.0/health answers, by path."""
 
     bodies = {
@@ -194,23 +192,13 @@ class HealthAnswers(BaseHTTPRequestHandler):
     }
 
     def do_GET(self):  # noqa: N802
-        status, body = self.bodies[self.path]
-        data = body.encode()
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+        self.answer(*self.bodies[self.path])
 
 
 @pytest.fixture(scope="module")
 def health_url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), HealthAnswers)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with loopback_server(HealthAnswers) as url:
+        yield url
 
 
 @pytest.mark.parametrize("path, healthy", [

@@ -22,7 +22,6 @@ import jsonschema
 import pytest
 import yaml
 from moto import mock_aws
-from moto.server import ThreadedMotoServer
 
 from harbor_ha import replication
 from harbor_ha.replication import (
@@ -489,12 +488,8 @@ def test_secret_problems_are_explained(aws_env):
 
 
 @pytest.fixture(scope="module")
-def moto_server():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+def moto_server(moto_endpoint):
+    return moto_endpoint
 
 
 def test_standalone_script_without_site_packages_uses_the_aws_cli(harbor, moto_server, aws_env, tmp_path,

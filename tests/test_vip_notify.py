@@ -5,23 +5,20 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from harbor_ha.keepalived import TEMPLATES
 
-from conftest import PROJECT, require_tool
+from conftest import PROJECT, QuietHandler, loopback_server, require_tool
 
 REGION = "eu-west-1"
 TOKEN = "imds-session-token"
 
 
-class FakeImds(BaseHTTPRequestHandler):
+class FakeImds(QuietHandler):
     """Stands in for the EC2 instance metadata service (IMDSv2) on loopback, nothing more: a session token
     from PUT /latest/api/token, then metadata only for requests that present it."""
 
@@ -30,45 +27,29 @@ class FakeImds(BaseHTTPRequestHandler):
 
     def do_PUT(self):  # noqa: N802 (http.server's naming)
         if self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
-            self._answer(200, TOKEN)
+            self.answer(200, TOKEN)
         else:
-            self._answer(400, "")
+            self.answer(400, "")
 
     def do_GET(self):  # noqa: N802
         FakeImds.requests.append(self.path)
         if self.headers.get("X-aws-ec2-metadata-token") != TOKEN:
-            self._answer(401, "")  # what IMDS does with IMDSv1 requests when IMDSv2 is required
+            self.answer(401, "")  # what IMDS does with IMDSv1 requests when IMDSv2 is required
             return
         answers = {"/latest/meta-data/instance-id": FakeImds.instance_id,
                    "/latest/meta-data/placement/region": REGION}
-        self._answer(200, answers[self.path]) if self.path in answers else self._answer(404, "")
-
-    def _answer(self, status: int, body: str) -> None:
-        data = body.encode()
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+        self.answer(200, answers[self.path]) if self.path in answers else self.answer(404, "")
 
 
 @pytest.fixture(scope="module")
-def moto_url():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+def moto_url(moto_endpoint):
+    return moto_endpoint
 
 
 @pytest.fixture(scope="module")
 def imds_url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeImds)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with loopback_server(FakeImds) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
