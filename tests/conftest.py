@@ -128,3 +128,24 @@ def loopback_server(handler: type[BaseHTTPRequestHandler]):
         yield f"http://127.0.0.1:{server.server_port}"
     finally:
         server.shutdown()
+
+
+def terraform_validate(workdir: Path, text: str, monkeypatch) -> None:
+    """``terraform init`` + ``validate`` of synthesized ``text`` in ``workdir`` through python-terraform, with
+    the real provider schema: valid and without warnings."""
+    from python_terraform import IsFlagged, Terraform
+
+    from harbor_ha.terraform_config import terraform_env
+
+    terraform = require_tool("terraform")
+    (workdir / "cdk.tf.json").write_text(text)
+    # python-terraform 0.10.1 passes os.environ to terraform and has no env parameter.
+    for key, value in terraform_env().items():
+        monkeypatch.setenv(key, value)
+    tf = Terraform(working_dir=str(workdir), terraform_bin_path=terraform)
+    code, out, err = tf.init(capture_output=True, backend=False)
+    assert code == 0, f"terraform init failed:\n{out}\n{err}"
+    code, out, err = tf.cmd("validate", json=IsFlagged, no_color=IsFlagged)
+    result = json.loads(out)
+    assert code == 0 and result["valid"], json.dumps(result["diagnostics"], indent=2) + err
+    assert result["warning_count"] == 0, json.dumps(result["diagnostics"], indent=2)

@@ -11,12 +11,10 @@ import subprocess
 from pathlib import Path
 
 import yaml
-from python_terraform import IsFlagged, Terraform
 
 from harbor_ha.cloud_init import USER_DATA_LIMIT
 from harbor_ha.constructs.harbor_host import AL2023_X86_64
 from harbor_ha.harbor_boot import ENV_PATH
-from harbor_ha.terraform_config import terraform_env
 
 from conftest import require_tool, resources
 
@@ -95,17 +93,3 @@ def role_policies(doc: dict) -> dict[str, list[dict]]:
     return {body["name"]: documents[re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(.+)\.json\}",
                                                    body["policy"]).group(1)]["statement"]
             for body in resources(doc, "aws_iam_role_policy").values()}
-
-
-def terraform_validate(workdir: Path, text: str, monkeypatch) -> None:
-    terraform = require_tool("terraform")
-    (workdir / "cdk.tf.json").write_text(text)
-    for key, value in terraform_env().items():
-        monkeypatch.setenv(key, value)
-    tf = Terraform(working_dir=str(workdir), terraform_bin_path=terraform)
-    code, out, err = tf.init(capture_output=True, backend=False)
-    assert code == 0, f"terraform init failed:\n{out}\n{err}"
-    code, out, err = tf.cmd("validate", json=IsFlagged, no_color=IsFlagged)
-    result = json.loads(out)
-    assert code == 0 and result["valid"], json.dumps(result["diagnostics"], indent=2) + err
-    assert result["warning_count"] == 0, json.dumps(result["diagnostics"], indent=2)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from python_terraform import IsFlagged, Terraform
 
 from harbor_ha.aws import Construct, IamRole, SecurityGroup
 from harbor_ha.constructs.cache import HarborCache, HarborCacheProps
@@ -15,9 +14,8 @@ from harbor_ha.constructs.network import HarborNetwork, HarborNetworkProps
 from harbor_ha.constructs.storage import RegistryStorage, RegistryStorageProps
 from harbor_ha.settings import HarborHaSettings
 from harbor_ha.stacks.base import HarborHaStack
-from harbor_ha.terraform_config import terraform_env
 
-from conftest import TEST_LOCAL_ENDPOINT, CdktfTesting, require_tool, resources
+from conftest import TEST_LOCAL_ENDPOINT, CdktfTesting, resources, terraform_validate
 from data_tier_helpers import ASSUME_EC2
 
 SECRET_KEYS = ("password", "master_password", "auth_token", "secret_string", "random_password")
@@ -64,18 +62,8 @@ def synthesized(app, tmp_path_factory):
 
 
 def test_terraform_validate_accepts_the_wired_data_tier(synthesized, monkeypatch):
-    terraform = require_tool("terraform")
-    workdir, _ = synthesized
-    # python-terraform 0.10.1 passes os.environ to terraform and has no env parameter.
-    for key, value in terraform_env().items():
-        monkeypatch.setenv(key, value)
-    tf = Terraform(working_dir=str(workdir), terraform_bin_path=terraform)
-    code, out, err = tf.init(capture_output=True, backend=False)
-    assert code == 0, f"terraform init failed:\n{out}\n{err}"
-    code, out, err = tf.cmd("validate", json=IsFlagged, no_color=IsFlagged)
-    result = json.loads(out)
-    assert code == 0 and result["valid"], json.dumps(result["diagnostics"], indent=2) + err
-    assert result["warning_count"] == 0, json.dumps(result["diagnostics"], indent=2)
+    workdir, doc = synthesized
+    terraform_validate(workdir, json.dumps(doc), monkeypatch)
 
 
 def _walk(node, path=""):

@@ -20,10 +20,10 @@ from harbor_ha.constructs.storage import RegistryStorage, RegistryStorageProps
 from harbor_ha.settings import HarborHaSettings
 from harbor_ha.stacks.base import HarborHaStack
 
-from conftest import TEST_LOCAL_ENDPOINT, CdktfTesting, resources
+from conftest import TEST_LOCAL_ENDPOINT, CdktfTesting, resources, terraform_validate
 from data_tier_helpers import assert_rejected
 from harbor_vm_helpers import (
-    PLAINTEXT_SECRETS, check_hardened, check_user_data, environment, role_policies, terraform_validate,
+    PLAINTEXT_SECRETS, check_hardened, check_user_data, environment, role_policies,
     written_files,
 )
 

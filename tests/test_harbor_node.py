@@ -16,10 +16,10 @@ from harbor_ha.constructs.network import HarborNetwork, HarborNetworkProps
 from harbor_ha.settings import HarborHaSettings
 from harbor_ha.stacks.base import HarborHaStack
 
-from conftest import TEST_LOCAL_ENDPOINT, CdktfTesting, resources
+from conftest import TEST_LOCAL_ENDPOINT, CdktfTesting, resources, terraform_validate
 from data_tier_helpers import assert_rejected
 from harbor_vm_helpers import (
-    PLAINTEXT_SECRETS, check_hardened, check_user_data, environment, role_policies, terraform_validate, written_files,
+    PLAINTEXT_SECRETS, check_hardened, check_user_data, environment, role_policies, written_files,
 )
 
 ZONES = ("us-east-1a", "us-east-1b")
