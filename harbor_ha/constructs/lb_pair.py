@@ -9,7 +9,6 @@ AmazonSSMManagedInstanceCore) unless ``ssm_access`` is off; SSH is opened only t
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,12 +18,10 @@ from harbor_ha.aws import (
 )
 from harbor_ha.constructs.connections import allow_egress_tcp, allow_tcp_from_cidr, allow_vrrp_within
 from harbor_ha.constructs.data_tier import require, require_whole
+from harbor_ha.constructs.harbor_host import AL2023_X86_64, EC2_TRUST
 from harbor_ha.constructs.static_ips import VIP_TAG_KEY, StaticIps
 from harbor_ha.keepalived import DEFAULT_INTERFACE, SERVICE_PORTS, VrrpPair, director_cloud_config, director_configs
 
-AL2023_X86_64 = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
-EC2_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
-    "Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
 
 
 @dataclass(frozen=True)
