@@ -23,7 +23,6 @@ from harbor_ha.constructs.static_ips import VIP_TAG_KEY, StaticIps
 from harbor_ha.keepalived import DEFAULT_INTERFACE, SERVICE_PORTS, VrrpPair, director_cloud_config, director_configs
 
 
-
 @dataclass(frozen=True)
 class LoadBalancerPairProps:
     """Where the directors run and what they balance."""
