@@ -33,7 +33,9 @@ def aws_provider(scope: Construct, settings: HarborHaSettings, *, region: str | 
         access_key=LOCAL_ACCESS_KEY,
         secret_key=LOCAL_ACCESS_KEY,
         skip_credentials_validation=True,
-        skip_requesting_account_id=True,
+        # Requested from the emulator's STS: without an account the provider reads rules that reference other
+        # groups back as "<account>/sg-..." and plans to change them forever.
+        skip_requesting_account_id=False,
         skip_metadata_api_check="true",
         skip_region_validation=True,
         s3_use_path_style=True,

@@ -1,4 +1,4 @@
-"""End to end on the local AWS target, for every stack whose module exists: deploy (after a failed apply),
+"""End to end on the local AWS target, for every stack whose module exists: deploy (once after a failed apply),
 verify, idempotency, a keepalived-style failover, verify catching changes made behind its back, and a
 destroy that leaves nothing behind. One fresh emulator per module, state in a temporary directory."""
 
@@ -25,6 +25,8 @@ AVAILABLE = [name for name, target in STACK_CLASSES.items()
              if importlib.util.find_spec(target.split(":")[0]) is not None]
 # Deploy time budget of one stack on the local target (RDS waiters ~80 s, S3 lifecycle ~55 s).
 DEPLOY_BUDGET_S = 240
+# The failed-then-re-run apply is shown once, on the stack without a database (RDS waiters make it slow).
+FAILED_APPLY_STACK = "master-slaves"
 
 
 @pytest.fixture(scope="module")
@@ -99,14 +101,15 @@ def test_stack_lifecycle(stack, project):
         finally:
             timings[step] = round(time.monotonic() - start, 1)
 
-    kms = client(endpoint, "kms")
-    deploy.StackRun(stack, project_dir=root).synth()
-    taken = _take_a_kms_alias(root, stack, kms)
-    with pytest.raises(deploy.DeployError):
-        timed("failed apply", deploy.deploy)
-    kms.delete_alias(AliasName=taken)
-    outputs = timed("deploy (re-run)", deploy.deploy)
-    assert timings["deploy (re-run)"] < DEPLOY_BUDGET_S
+    if stack == FAILED_APPLY_STACK:
+        kms = client(endpoint, "kms")
+        deploy.StackRun(stack, project_dir=root).synth()
+        taken = _take_a_kms_alias(root, stack, kms)
+        with pytest.raises(deploy.DeployError):
+            timed("failed apply", deploy.deploy)
+        kms.delete_alias(AliasName=taken)
+    outputs = timed("deploy", deploy.deploy)
+    assert timings["deploy"] < DEPLOY_BUDGET_S
     assert outputs
 
     assert all(c.ok for c in timed("verify", verify)), "verify failed on a fresh deployment"

@@ -17,7 +17,7 @@ from harbor_ha.settings import STACK_NAMES, HarborHaSettings
 from harbor_ha.stacks import stack_class
 from harbor_ha.terraform_config import terraform_env
 
-from conftest import IN_CI, PROJECT, CdktfTesting, require_tool, resources
+from conftest import IN_CI, PROJECT, TEST_LOCAL_ENDPOINT, CdktfTesting, require_tool, resources
 from harbor_vm_helpers import PLAINTEXT_SECRETS, without_references, written_files
 from test_keepalived import check_installed_config
 
@@ -28,7 +28,7 @@ def stacks(app):
     settings = HarborHaSettings()
     built = {}
     for name in STACK_NAMES:
-        stack = stack_class(name)(app, f"solution-{name}", settings=settings)
+        stack = stack_class(name)(app, f"solution-{name}", settings=settings, local_endpoint=TEST_LOCAL_ENDPOINT)
         built[name] = (stack, json.loads(CdktfTesting.synth(stack)))
     return built
 
