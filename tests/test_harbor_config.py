@@ -13,7 +13,7 @@ from harbor_ha.harbor_config import (
     TLS_CERTIFICATE, ExternalDatabase, ExternalRedis, HarborConfig, S3Storage, harbor_yml_document, placeholder,
     render_harbor_yml,
 )
-from tests.conftest import reference_file
+from conftest import reference_file
 
 # A key line that the template comments out: "# key:", "#   key: value", "  # key:" (not "# # prose").
 _COMMENTED_KEY = re.compile(r"^(\s*)# ?(\s*)([A-Za-z_][A-Za-z0-9_]*:(\s.*)?)$")
