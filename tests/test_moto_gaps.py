@@ -134,3 +134,22 @@ def test_implement_delete_cache_subnet_group(endpoint):
     elasticache.delete_cache_subnet_group(CacheSubnetGroupName="gone")
     with pytest.raises(elasticache.exceptions.CacheSubnetGroupNotFoundFault):
         elasticache.describe_cache_subnet_groups(CacheSubnetGroupName="gone")
+
+
+def test_honour_secure_transport_condition(endpoint):
+    import json
+
+    s3 = client(endpoint, "s3")
+    s3.create_bucket(Bucket="tls-only")
+    s3.put_bucket_policy(Bucket="tls-only", Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+         "Resource": ["arn:aws:s3:::tls-only", "arn:aws:s3:::tls-only/*"],
+         "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+        {"Sid": "DenyDeletes", "Effect": "Deny", "Principal": "*", "Action": "s3:DeleteObject",
+         "Resource": "arn:aws:s3:::tls-only/*"}]}))
+    s3.put_object(Bucket="tls-only", Key="configurator.py", Body=b"print('hello')")
+    assert s3.head_object(Bucket="tls-only", Key="configurator.py")["ContentLength"] == 14
+    assert s3.get_object(Bucket="tls-only", Key="configurator.py")["Body"].read() == b"print('hello')"
+    # Other statements of the policy still count.
+    with pytest.raises(s3.exceptions.ClientError, match="403|AccessDenied|Forbidden"):
+        s3.delete_object(Bucket="tls-only", Key="configurator.py")

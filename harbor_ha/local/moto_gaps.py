@@ -235,7 +235,34 @@ def load_aws_managed_policies() -> None:
     os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
 
 
-PATCHES = (register_replication_group_member_clusters, finish_replication_group_deletes,
+@_once
+def honour_secure_transport_condition() -> None:
+    """S3: a bucket policy that denies requests without TLS (``aws:SecureTransport`` false) does not deny
+    every request. moto ignores policy conditions, so such a Deny applied to all object reads, and the
+    provider could not read back an object it had just written. Requests to the emulator arrive over
+    loopback HTTP standing in for TLS, so those statements are left out when moto judges a request."""
+    import json
+
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+    from moto.s3.models import FakeBucket
+
+    def without_tls_denials(policy: dict) -> dict:
+        statements = policy.get("Statement") or []
+        statements = [statements] if isinstance(statements, dict) else statements
+        kept = [s for s in statements if not (s.get("Effect") == "Deny" and "aws:SecureTransport" in
+                                              json.dumps(s.get("Condition", {})))]
+        return {**policy, "Statement": kept}
+
+    def get_permission(self, action, resource):
+        if self.policy is None:
+            return PermissionResult.NEUTRAL
+        policy = without_tls_denials(json.loads(self.policy))
+        return IAMPolicy(json.dumps(policy)).is_action_permitted(action, resource)
+
+    FakeBucket.get_permission = get_permission
+
+
+PATCHES = (register_replication_group_member_clusters, honour_secure_transport_condition, finish_replication_group_deletes,
            implement_delete_cache_subnet_group,
            implement_monitor_instances, report_security_groups_of_interface_launches,
            accept_portless_protocol_rules, keep_rule_descriptions, load_aws_managed_policies,

@@ -38,12 +38,14 @@ class MasterMasterStack(HarborHaStack):
             node = StandaloneHarborNode(scope_, f"harbor-{label}", props=standalone_props(
                 s, network, f"{s.name}-{label}", 0))
             node.allow_from_cidrs(s.admin_cidrs)
-            sites.append((label, node))
-        for (label, node), (peer_label, peer) in (sites, sites[::-1]):
-            HarborReplication(self, f"replication-{label}", props=HarborReplicationProps(
-                source=node, peers=[(f"harbor-{peer_label}", peer)], over_internet=True))
+            sites.append((scope_, label, node))
+        for (scope_, label, node), (_, peer_label, peer) in zip(sites, sites[::-1]):
+            # In the source's region: the configurator's carrier bucket sits beside the node that fetches it.
+            HarborReplication(scope_, f"replication-{label}", props=HarborReplicationProps(
+                source=node, peers=[(f"harbor-{peer_label}", peer)], over_internet=True, name=f"{s.name}-{label}",
+                force_destroy=not s.effective_deletion_protection))
 
-        for label, node in sites:
+        for _, label, node in sites:
             self.output(f"harbor_{label}_url", node.url, f"Harbor {label.upper()} at its Elastic IP")
             self.output(f"harbor_{label}_admin_secret_arn", node.admin_secret_arn,
                         f"Secrets Manager secret of Harbor {label.upper()}'s admin password")

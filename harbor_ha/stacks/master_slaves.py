@@ -55,7 +55,8 @@ class MasterSlavesStack(HarborHaStack):
         for node in (master, *replicas):
             node.allow_from_cidrs(s.admin_cidrs)
         HarborReplication(self, "replication", props=HarborReplicationProps(
-            source=master, peers=[(f"replica-{i}", replica) for i, replica in enumerate(replicas)]))
+            source=master, peers=[(f"replica-{i}", replica) for i, replica in enumerate(replicas)], name=s.name,
+            force_destroy=not s.effective_deletion_protection))
 
         zone_name = s.hostname or f"{s.name}.harbor-ha.internal"
         zone = Route53Zone(self, "zone", name=zone_name, comment=f"{s.name}: Harbor push and pull endpoints",
