@@ -149,10 +149,25 @@ def vip_holder(ec2, allocation_id: str) -> tuple[str, str]:
     return address.get("PublicIp", allocation_id), holder
 
 
+def _allocation_region(by_type: dict, allocation: str, default: str) -> str:
+    """The region of an Elastic IP of the stack (master-master has one per region): the region in its ARN,
+    else the region of the instance it was given to (found by availability zone), else ``default``."""
+    for values in by_type.get("aws_eip", []):
+        if values.get("allocation_id") != allocation:
+            continue
+        if (values.get("arn") or "").count(":") > 3:
+            return _region(values, default)
+        for instance in by_type.get("aws_instance", []):
+            if instance.get("id") == values.get("instance") and instance.get("availability_zone"):
+                return instance["availability_zone"][:-1]
+    return default
+
+
 def check_vips(live: Live, by_type: dict) -> list[Check]:
     checks = []
     for allocation, intended in vip_associations(by_type):
-        shown, holder = vip_holder(live("ec2"), allocation)
+        shown, holder = vip_holder(live("ec2", _allocation_region(by_type, allocation, live.target.region)),
+                                   allocation)
         peers = same_role(intended, by_type)
         checks.append(Check(bool(holder) and holder in peers,
                             f"VIP {shown} is associated with {holder or 'nothing'} (expected {intended} or a "
@@ -275,7 +290,10 @@ def verify(stack: str, settings: HarborHaSettings | None = None, *, project_dir:
     is one failed check."""
     run = StackRun(stack, settings, project_dir, stream=False).ready()
     state = run.state()
-    checks = check_state(state, Live(run.target), run.settings.zones) if state_resources(state) else [
+    zones = run.settings.zones
+    if stack == "master-master":  # its second Harbor lives in the second region's a and b zones
+        zones += tuple(f"{run.settings.secondary_region}{z}" for z in "ab")
+    checks = check_state(state, Live(run.target), zones) if state_resources(state) else [
         Check(False, f"stack {stack} is deployed on target {run.settings.target} (no resources in its state)")]
     if report:
         for check in checks:
