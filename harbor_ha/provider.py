@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from harbor_ha.aws import AwsProvider, AwsProviderDefaultTags, AwsProviderEndpoints, Construct
 from harbor_ha.settings import HarborHaSettings
-from harbor_ha.target import LOCAL_ACCESS_KEY, LocalTargetNotRunning, local_endpoint, state_dir  # noqa: F401
+from harbor_ha.target import LOCAL_ACCESS_KEY, local_endpoint
 
 # Every service whose resources or data sources harbor-ha synthesizes; tests check the list is complete.
 LOCAL_SERVICES = ("ec2", "elasticache", "iam", "kms", "rds", "route53", "s3", "secretsmanager", "ssm", "sts")

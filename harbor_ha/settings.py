@@ -43,7 +43,7 @@ _REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 _VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
 _INSTANCE_TYPE_RE = re.compile(r"^[a-z][a-z0-9-]*(\.[a-z0-9-]+){1,2}$")
 _HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
-_SECRET_ARN_RE = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$")
+SECRET_ARN_RE = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$")
 _VPC_ID_RE = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 _SUBNET_ID_RE = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 
@@ -129,7 +129,7 @@ class HarborHaSettings:
 
     @property
     def harbor_version_tuple(self) -> tuple[int, int, int]:
-        return _version(self.harbor_version) or (0, 0, 0)
+        return parse_version(self.harbor_version) or (0, 0, 0)
 
     @property
     def effective_db_engine_version(self) -> str:
@@ -161,7 +161,7 @@ class HarborHaSettings:
             for zone in self.availability_zones:
                 p.check(zone.startswith(self.region) and len(zone) == len(self.region) + 1,
                         "availability_zones", zone, f"zones of region {self.region}, such as {self.region}a")
-        version = _version(self.harbor_version)
+        version = parse_version(self.harbor_version)
         p.check(version is not None and version >= (1, 0, 0), "harbor_version", self.harbor_version,
                 "a Harbor release number X.Y.Z such as 2.15.2")
         p.check(self.db_engine in DB_ENGINES, "db_engine", self.db_engine, _one_of(DB_ENGINES))
@@ -196,7 +196,7 @@ class HarborHaSettings:
         if self.hostname:
             p.check(_HOSTNAME_RE.match(self.hostname), "hostname", self.hostname,
                     "a DNS name such as registry.example.com (lower case, no scheme or port)")
-        p.check(self.tls_certificate == "self-signed" or _SECRET_ARN_RE.match(self.tls_certificate or ""),
+        p.check(self.tls_certificate == "self-signed" or SECRET_ARN_RE.match(self.tls_certificate or ""),
                 "tls_certificate", self.tls_certificate,
                 "'self-signed' or the ARN of a Secrets Manager secret (arn:aws:secretsmanager:...)")
         for cidr in self.ssh_cidrs:
@@ -245,7 +245,7 @@ class HarborHaSettings:
         problems = self.problems()
         p = _Problems()
         if stack in ("active-active", "active-standby"):
-            version = _version(self.harbor_version)
+            version = parse_version(self.harbor_version)
             if version is not None and version < REDIS_TLS_SINCE:
                 p.add("harbor_version", self.harbor_version, f"2.13.0 or later for {stack}: the shared Redis "
                       "is reached over TLS, which Harbor supports since 2.13")
@@ -417,7 +417,8 @@ def _with_origin(message: str, origin: Mapping[str, str]) -> str:
     return f"{message} (set in {origin[key]})" if key in origin else message
 
 
-def _version(text: str) -> tuple[int, int, int] | None:
+def parse_version(text: str) -> tuple[int, int, int] | None:
+    """``(major, minor, patch)`` of a release number such as 2.15.2 or v2.15.2; None if it is not one."""
     match = _VERSION_RE.match(text or "")
     return tuple(int(g) for g in match.groups()) if match else None  # type: ignore[return-value]
 

@@ -22,26 +22,25 @@ from harbor_ha.aws import (
     VpcSecurityGroupIngressRule,
 )
 from harbor_ha.constructs.connections import Connectable, allow_egress_tcp, allow_tcp, allow_tcp_from_cidr
+from harbor_ha.settings import REDIS_TLS_SINCE, SECRET_ARN_RE, parse_version
 from harbor_ha.constructs.data_tier import customer_key, grant, require, secret_reader_statements, statement
 
 AL2023_X86_64 = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 EC2_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
     "Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
 HARBOR_PORTS = (443, 80)
-_SECRET_ARN_RE = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$")
-_VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
 
 
 def check_common_props(props: object) -> None:
     """The props every Harbor VM construct has: version, instance type, volume, TLS, SSH networks."""
-    match = _VERSION_RE.match(getattr(props, "harbor_version") or "")
-    require(match and tuple(int(g) for g in match.groups()) >= (2, 13, 0), "harbor_version", props.harbor_version,
+    version = parse_version(props.harbor_version)
+    require(version is not None and version >= REDIS_TLS_SINCE, "harbor_version", props.harbor_version,
             "a Harbor release X.Y.Z from 2.13.0 on (Redis over TLS, the boot scripts' harbor.yml)")
     require(re.match(r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$", props.instance_type or ""), "instance_type",
             props.instance_type, "an EC2 instance type such as m6i.large")
     require(isinstance(props.volume_gib, int) and 20 <= props.volume_gib <= 16384, "volume_gib", props.volume_gib,
             "a whole number from 20 to 16384")
-    require(props.tls_certificate == "self-signed" or _SECRET_ARN_RE.match(props.tls_certificate or ""),
+    require(props.tls_certificate == "self-signed" or SECRET_ARN_RE.match(props.tls_certificate or ""),
             "tls_certificate", props.tls_certificate,
             "'self-signed' or the ARN of a Secrets Manager secret holding {\"certificate\", \"private_key\"}")
     for cidr in props.ssh_cidrs:
