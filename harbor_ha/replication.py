@@ -23,6 +23,10 @@ artifact twice). An artifact replicated A -> B raises a push event on B whose re
 the same digest there and skips it without pushing, so nothing ping-pongs; a replicated deletion likewise
 finds nothing left to delete. ``override`` is on so that a tag moved on one Harbor moves on the other.
 
+With ``--pull-only`` it instead keeps the local Harbor, a master-slaves replica, pull-only for its users
+(``PullOnlyGuard``): only admins create projects, project members who may push become Guests, robots that
+may push are disabled. harbor-ha runs that on each replica at boot and every five minutes.
+
 Idempotent: existing registries and policies are looked up by name; a second run sends no POST, and a
 registry or policy whose fields differ from what this module wants is updated with PUT. Harbor never returns
 a registry's secret, so a rotated password with an unchanged user name needs ``--refresh-credentials``.
@@ -62,6 +66,7 @@ API = "/api/v2.0"
 HOURLY = "0 0 * * * *"  # Harbor crons have 6 fields, seconds first
 ALL_REPOSITORIES = "**"
 NAME_PREFIX = "harbor-ha-"
+PAGE_SIZE = 100  # the largest page Harbor serves
 DESCRIPTION = "Managed by harbor-ha replication.py; edits are reverted at its next run."
 _PEER_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 
@@ -207,16 +212,20 @@ class HarborClient:
                        f"{_harbor_message(body)}")
         return HarborHttpError(message, status)
 
-    def list_by_name(self, path: str, name: str) -> list[dict]:
-        """Every item of a paged list endpoint whose ``name`` is exactly ``name``."""
+    def list_all(self, path: str, query: Optional[dict] = None) -> list[dict]:
+        """Every item of a paged list endpoint, page by page."""
         found, page = [], 1
         while True:
-            items, _ = self.call("GET", path, query={"q": f"name={name}", "page": page, "page_size": 100})
+            items, _ = self.call("GET", path, query={**(query or {}), "page": page, "page_size": PAGE_SIZE})
             items = items or []
-            found += [item for item in items if item.get("name") == name]
-            if len(items) < 100:
+            found += items
+            if len(items) < PAGE_SIZE:
                 return found
             page += 1
+
+    def list_by_name(self, path: str, name: str) -> list[dict]:
+        """Every item of a paged list endpoint whose ``name`` is exactly ``name``."""
+        return [item for item in self.list_all(path, {"q": f"name={name}"}) if item.get("name") == name]
 
 
 def _decode(raw: bytes) -> Any:
@@ -238,66 +247,21 @@ def _created_id(headers: Message) -> Optional[int]:
     return int(match.group(1)) if match else None
 
 
-class ReplicationConfigurator:
-    """Makes the local Harbor push to its peers; see the module documentation.
+class _LocalHarborTask:
+    """What every job on one ("local") Harbor needs: its client, patient waiting until it is healthy, and
+    progress lines. See the subclasses for the arguments."""
 
-    local_url / local_credential: the Harbor to configure and a system administrator of it.
-    options: what and when to replicate; default ``ReplicationOptions()``.
-    tls: certificate verification; default the system trust store.
-    timeout: seconds to wait, in all, for the peers and the local Harbor to become healthy; default 900.
-    initial_delay / max_delay: exponential backoff between health checks, in seconds; default 1 and 30.
-    refresh_credentials: rewrite the stored peer credentials even when the user name is unchanged (after a
-        password rotation: Harbor never returns a stored secret, so it cannot be compared); default False.
-    log: receives one progress line per wait, attempt and action; default print to stdout.
-    """
-
-    def __init__(self, local_url: str, local_credential: Credential, *,
-                 options: Optional[ReplicationOptions] = None, tls: Optional[TlsOptions] = None,
-                 timeout: float = 900.0, initial_delay: float = 1.0, max_delay: float = 30.0,
-                 refresh_credentials: bool = False,
-                 log: Callable[[str], None] = lambda line: print(line, flush=True)) -> None:
+    def __init__(self, local_url: str, local_credential: Credential, *, tls: Optional[TlsOptions],
+                 timeout: float, initial_delay: float, max_delay: float, log: Callable[[str], None]) -> None:
         if timeout <= 0:
             raise InvalidSetting(f"timeout must be a positive number of seconds, got {timeout}")
-        self.options = options or ReplicationOptions()
         self.tls = tls or TlsOptions()
         self.timeout = timeout
         self.initial_delay = initial_delay
         self.max_delay = max_delay
-        self.refresh_credentials = refresh_credentials
         self.log = log
         self._context = self.tls.context()
         self.local = HarborClient("local Harbor", local_url, local_credential, context=self._context)
-
-    def configure(self, peers: list[Peer]) -> dict[str, int]:
-        """Waits for the peers and the local Harbor, then keeps one registry and two policies per peer.
-
-        Returns how many objects were created, updated and left unchanged."""
-        names = [peer.name for peer in peers]
-        if not peers:
-            raise InvalidSetting("no peer given: name at least one Harbor to replicate to")
-        for name in names:
-            if not _PEER_NAME.match(name):
-                raise InvalidSetting(f"peer name {name!r} is invalid: use lower-case letters, digits "
-                                     "and single . - _ between them")
-        if len(set(names)) != len(names):
-            raise InvalidSetting(f"peer names must be unique, got {names}")
-        for peer in peers:
-            if peer.url.rstrip("/") == self.local.url:
-                raise InvalidSetting(f"peer {peer.name} has the local Harbor's URL {peer.url}: a Harbor does not "
-                                     "replicate to itself")
-        # Harbor checks that a registry endpoint answers when it is created: wait for the peers first.
-        deadline = time.monotonic() + self.timeout
-        for harbor in [HarborClient(f"peer {peer.name}", peer.url, None, context=self._context)
-                       for peer in peers] + [self.local]:
-            self.wait_until_healthy(harbor, deadline)
-        counts = {"created": 0, "updated": 0, "unchanged": 0}
-        for peer in peers:
-            registry_id = self._ensure_registry(peer, counts)
-            for policy in self.desired_policies(peer, registry_id):
-                self._ensure_policy(policy, counts)
-        self.log(f"replication configured: {counts['created']} created, {counts['updated']} updated, "
-                 f"{counts['unchanged']} unchanged")
-        return counts
 
     def wait_until_healthy(self, harbor: HarborClient, deadline: Optional[float] = None) -> None:
         """Polls ``/ping`` (answers ``Pong``) and ``/health`` (HTTP 200 even when unhealthy: read the status)
@@ -342,6 +306,61 @@ class ReplicationConfigurator:
         unhealthy = [c.get("name") for c in health.get("components", []) if c.get("status") != "healthy"] \
             if isinstance(health, dict) else []
         return f"health is {status!r}" + (f" (components: {', '.join(map(str, unhealthy))})" if unhealthy else "")
+
+
+class ReplicationConfigurator(_LocalHarborTask):
+    """Makes the local Harbor push to its peers; see the module documentation.
+
+    local_url / local_credential: the Harbor to configure and a system administrator of it.
+    options: what and when to replicate; default ``ReplicationOptions()``.
+    tls: certificate verification; default the system trust store.
+    timeout: seconds to wait, in all, for the peers and the local Harbor to become healthy; default 900.
+    initial_delay / max_delay: exponential backoff between health checks, in seconds; default 1 and 30.
+    refresh_credentials: rewrite the stored peer credentials even when the user name is unchanged (after a
+        password rotation: Harbor never returns a stored secret, so it cannot be compared); default False.
+    log: receives one progress line per wait, attempt and action; default print to stdout.
+    """
+
+    def __init__(self, local_url: str, local_credential: Credential, *,
+                 options: Optional[ReplicationOptions] = None, tls: Optional[TlsOptions] = None,
+                 timeout: float = 900.0, initial_delay: float = 1.0, max_delay: float = 30.0,
+                 refresh_credentials: bool = False,
+                 log: Callable[[str], None] = lambda line: print(line, flush=True)) -> None:
+        super().__init__(local_url, local_credential, tls=tls, timeout=timeout, initial_delay=initial_delay,
+                         max_delay=max_delay, log=log)
+        self.options = options or ReplicationOptions()
+        self.refresh_credentials = refresh_credentials
+
+    def configure(self, peers: list[Peer]) -> dict[str, int]:
+        """Waits for the peers and the local Harbor, then keeps one registry and two policies per peer.
+
+        Returns how many objects were created, updated and left unchanged."""
+        names = [peer.name for peer in peers]
+        if not peers:
+            raise InvalidSetting("no peer given: name at least one Harbor to replicate to")
+        for name in names:
+            if not _PEER_NAME.match(name):
+                raise InvalidSetting(f"peer name {name!r} is invalid: use lower-case letters, digits "
+                                     "and single . - _ between them")
+        if len(set(names)) != len(names):
+            raise InvalidSetting(f"peer names must be unique, got {names}")
+        for peer in peers:
+            if peer.url.rstrip("/") == self.local.url:
+                raise InvalidSetting(f"peer {peer.name} has the local Harbor's URL {peer.url}: a Harbor does not "
+                                     "replicate to itself")
+        # Harbor checks that a registry endpoint answers when it is created: wait for the peers first.
+        deadline = time.monotonic() + self.timeout
+        for harbor in [HarborClient(f"peer {peer.name}", peer.url, None, context=self._context)
+                       for peer in peers] + [self.local]:
+            self.wait_until_healthy(harbor, deadline)
+        counts = {"created": 0, "updated": 0, "unchanged": 0}
+        for peer in peers:
+            registry_id = self._ensure_registry(peer, counts)
+            for policy in self.desired_policies(peer, registry_id):
+                self._ensure_policy(policy, counts)
+        self.log(f"replication configured: {counts['created']} created, {counts['updated']} updated, "
+                 f"{counts['unchanged']} unchanged")
+        return counts
 
     # --- registry endpoints -------------------------------------------------------------------------------
 
@@ -479,6 +498,84 @@ def _policy_drift(current: dict, desired: dict) -> list[str]:
     return drift
 
 
+# --- pull-only replicas ----------------------------------------------------------------------------------
+
+GUEST = 3
+PUSH_ROLES = {1: "Project Admin", 2: "Developer", 4: "Maintainer"}  # Harbor's role ids that may push
+_CONTENT_RESOURCES = {"repository", "artifact", "tag", "*"}
+_WRITE_ACTIONS = {"push", "create", "update", "delete", "*"}
+
+
+class PullOnlyGuard(_LocalHarborTask):
+    """Keeps a replica Harbor pull-only for its users through project roles, not Harbor's global read-only
+    switch (which would also refuse the replication pushes, goharbor#18281). Each run:
+
+    * sets ``project_creation_restriction`` to ``adminonly`` (a user's own project would take pushes);
+    * moves every project member (user or group) with a role that may push (Project Admin, Maintainer,
+      Developer) to Guest, which pulls only;
+    * disables every robot account allowed to push, create or delete artifacts, repositories or tags.
+
+    The writers keep their rights: the local credential's user (the account the master replicates with) and
+    the user or robot names in ``writers``. Harbor's system administrators can always push; keep their
+    number small. Roles given between two runs hold until the next one: harbor-ha runs this at boot and then
+    every few minutes. Idempotent: a run on a pull-only Harbor changes nothing.
+
+    local_url / local_credential: the replica and a system administrator of it.
+    writers: further user or robot names (``robot$...``) that keep pushing rights; default none.
+    tls, timeout, initial_delay, max_delay, log: as for ``ReplicationConfigurator``.
+    """
+
+    def __init__(self, local_url: str, local_credential: Credential, *, writers: tuple[str, ...] = (),
+                 tls: Optional[TlsOptions] = None, timeout: float = 900.0, initial_delay: float = 1.0,
+                 max_delay: float = 30.0, log: Callable[[str], None] = lambda line: print(line, flush=True)) -> None:
+        super().__init__(local_url, local_credential, tls=tls, timeout=timeout, initial_delay=initial_delay,
+                         max_delay=max_delay, log=log)
+        self.writers = {local_credential.username, *writers}
+
+    def enforce(self) -> dict[str, int]:
+        """Waits for the Harbor, then makes it pull-only; returns how many settings, members and robots changed."""
+        self.wait_until_healthy(self.local)
+        counts = {"settings": self._restrict_project_creation(), "members": 0, "robots": 0}
+        for project in self.local.list_all("/projects"):
+            for member in self.local.list_all(f"/projects/{project['project_id']}/members"):
+                counts["members"] += self._demote(project, member)
+        for robot in self.local.list_all("/robots"):
+            counts["robots"] += self._disable_if_writer(robot)
+        self.log(f"pull-only: {counts['settings']} setting, {counts['members']} project members and "
+                 f"{counts['robots']} robot accounts changed")
+        return counts
+
+    def _restrict_project_creation(self) -> int:
+        current, _ = self.local.call("GET", "/configurations")
+        value = ((current or {}).get("project_creation_restriction") or {}).get("value")
+        if value == "adminonly":
+            return 0
+        self.log(f"project creation: {value!r} -> 'adminonly'")
+        self.local.call("PUT", "/configurations", body={"project_creation_restriction": "adminonly"})
+        return 1
+
+    def _demote(self, project: dict, member: dict) -> int:
+        role = member.get("role_id")
+        if role not in PUSH_ROLES or member.get("entity_name") in self.writers:
+            return 0
+        kind = "group" if member.get("entity_type") == "g" else "user"
+        self.log(f"project {project.get('name')}: {kind} {member.get('entity_name')} {PUSH_ROLES[role]} -> Guest")
+        self.local.call("PUT", f"/projects/{project['project_id']}/members/{member['id']}",
+                        body={"role_id": GUEST})
+        return 1
+
+    def _disable_if_writer(self, robot: dict) -> int:
+        if robot.get("disable") or robot.get("name") in self.writers:
+            return 0
+        writes = any(access.get("resource") in _CONTENT_RESOURCES and access.get("action") in _WRITE_ACTIONS
+                     for permission in robot.get("permissions") or [] for access in permission.get("access") or [])
+        if not writes:
+            return 0
+        self.log(f"robot account {robot.get('name')} may push: disabling it")
+        self.local.call("PUT", f"/robots/{robot['id']}", body={**robot, "disable": True})
+        return 1
+
+
 # --- credentials from AWS Secrets Manager ---------------------------------------------------------------------
 
 ADMIN_USERNAME = "admin"
@@ -584,6 +681,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--insecure", action="store_true",
                         help="do not verify TLS certificates (here and in the registry endpoints)")
     parser.add_argument("--region", help="AWS region of the secrets (default: the AWS configuration's)")
+    guard = parser.add_argument_group(
+        "pull-only replica", "With --pull-only, no --peer: keep the local Harbor (a replica) pull-only for its "
+                             "users instead; see PullOnlyGuard.")
+    guard.add_argument("--pull-only", action="store_true",
+                       help="demote project members who may push to Guest, disable robots that may push, "
+                            "allow only admins to create projects")
+    guard.add_argument("--writer", action="append", default=[], metavar="NAME",
+                       help="a user or robot that keeps pushing rights besides the --local-secret's user "
+                            "(repeatable)")
     return parser
 
 
@@ -595,6 +701,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     except SystemExit as exit_:  # argparse already printed the usage error
         return int(exit_.code or 0)
     try:
+        if args.pull_only:
+            return _guard(args)
+        if args.writer:
+            raise InvalidSetting("--writer applies only with --pull-only")
         urls, secrets = _pairs(args.peer, "--peer"), _pairs(args.peer_secret, "--peer-secret")
         if set(urls) != set(secrets):
             raise InvalidSetting("every --peer needs a --peer-secret with the same NAME and vice versa "
@@ -614,6 +724,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     except KeyboardInterrupt:
         print("replication.py: interrupted", file=sys.stderr)
         return 130
+    return 0
+
+
+def _guard(args: argparse.Namespace) -> int:
+    if args.peer or args.peer_secret:
+        raise InvalidSetting("--pull-only configures the local Harbor alone: drop --peer and --peer-secret")
+    guard = PullOnlyGuard(args.local, read_secret_credential(args.local_secret, args.region),
+                          writers=tuple(args.writer), tls=TlsOptions(ca_bundle=args.ca_bundle, insecure=args.insecure),
+                          timeout=args.timeout)
+    guard.enforce()
     return 0
 
 

@@ -25,8 +25,8 @@ from moto import mock_aws
 
 from harbor_ha import replication
 from harbor_ha.replication import (
-    Credential, InvalidSetting, Peer, ReplicationConfigurator, ReplicationError, ReplicationOptions, TlsOptions,
-    read_secret_credential,
+    PAGE_SIZE, Credential, InvalidSetting, Peer, PullOnlyGuard, ReplicationConfigurator, ReplicationError,
+    ReplicationOptions, TlsOptions, read_secret_credential,
 )
 
 from conftest import reference_file, require_tool
@@ -148,6 +148,11 @@ class FakeHarbor:
         self.requests: list[dict] = []
         self.registries: dict[int, dict] = {}
         self.policies: dict[int, dict] = {}
+        # What a replica's pull-only guard reads and changes.
+        self.configurations = {"project_creation_restriction": {"value": "everyone", "editable": True}}
+        self.projects: dict[int, dict] = {}
+        self.members: dict[int, dict[int, dict]] = {}
+        self.robots: dict[int, dict] = {}
         self._ids = iter(range(1, 10_000))
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         if tls:
@@ -208,6 +213,9 @@ class FakeHarbor:
             return 200, {"status": state, "components": [{"name": "core", "status": state}]}, {}
         if not self._authorized(authorization):
             return 401, {"errors": [{"code": "UNAUTHORIZED", "message": "unauthorized"}]}, {}
+        answer = self._route_pull_only(method, path, body, request["query"])
+        if answer:
+            return answer
         collection, _, item = path.rpartition("/") if path.rsplit("/", 1)[-1].isdigit() else (path, "", "")
         store = {"/registries": self.registries, "/replication/policies": self.policies}.get(collection)
         if store is None:
@@ -234,6 +242,55 @@ class FakeHarbor:
                 store[int(item)] = self._stored(collection, {**body, "id": int(item)})
             return 200, "", {}
         return 404, {"errors": [{"code": "NOT_FOUND", "message": path}]}, {}
+
+    def add_project(self, name: str, members: dict[str, int], groups: dict[str, int] | None = None) -> int:
+        """A project with user members (and group members) by name -> Harbor role id."""
+        project_id = next(self._ids)
+        self.projects[project_id] = {"project_id": project_id, "name": name, "owner_name": "admin"}
+        entries = [("u", n, r) for n, r in members.items()] + [("g", n, r) for n, r in (groups or {}).items()]
+        self.members[project_id] = {
+            mid: {"id": mid, "project_id": project_id, "entity_type": kind, "entity_name": name, "role_id": role}
+            for mid, (kind, name, role) in zip(self._ids, entries)}
+        return project_id
+
+    def add_robot(self, name: str, actions: list[tuple[str, str]], disable: bool = False, kind: str = "project") -> None:
+        """A robot with ``(resource, action)`` accesses."""
+        robot_id = next(self._ids)
+        self.robots[robot_id] = {"id": robot_id, "name": name, "level": kind, "disable": disable, "duration": -1,
+                                 "editable": True, "permissions": [{"kind": kind, "namespace": "*", "access": [
+                                     {"resource": resource, "action": action} for resource, action in actions]}]}
+
+    def role(self, project: str, name: str) -> int:
+        project_id = next(i for i, p in self.projects.items() if p["name"] == project)
+        return next(m["role_id"] for m in self.members[project_id].values() if m["entity_name"] == name)
+
+    def _route_pull_only(self, method: str, path: str, body, query: dict):
+        """The endpoints of PullOnlyGuard; None for any other path."""
+        def page(items: list) -> list:  # Harbor pages every list
+            number, size = int(query.get("page", ["1"])[0]), int(query.get("page_size", ["10"])[0])
+            return items[(number - 1) * size:number * size]
+
+        parts = path.strip("/").split("/")
+        if path == "/configurations":
+            if method == "PUT":
+                for key, value in body.items():
+                    self.configurations[key] = {"value": value, "editable": True}
+                return 200, "", {}
+            return 200, self.configurations, {}
+        if path == "/projects" and method == "GET":
+            return 200, page(list(self.projects.values())), {}
+        if parts[0] == "projects" and len(parts) >= 3 and parts[2] == "members":
+            members = self.members[int(parts[1])]
+            if method == "GET":
+                return 200, page(list(members.values())), {}
+            members[int(parts[3])]["role_id"] = body["role_id"]
+            return 200, "", {}
+        if parts[0] == "robots":
+            if method == "GET":
+                return 200, page(list(self.robots.values())), {}
+            self.robots[int(parts[1])] = body
+            return 200, "", {}
+        return None
 
     def _check(self, collection: str, body: dict) -> str:
         if collection == "/registries":  # Harbor refuses an endpoint it cannot reach
@@ -412,6 +469,60 @@ def test_bad_options_are_refused_with_the_allowed_form(harbor, tmp_path):
     assert not local.requests
 
 
+# --- pull-only replicas -------------------------------------------------------------------------------------
+
+def guard(replica: FakeHarbor, lines: list[str], **kwargs) -> PullOnlyGuard:
+    return PullOnlyGuard(replica.url, ADMIN, initial_delay=0.01, max_delay=0.05, timeout=5, log=lines.append,
+                         **kwargs)
+
+
+def test_pull_only_guard_leaves_users_only_pull_and_a_second_run_changes_nothing(harbor, spec):
+    replica = harbor()
+    # As replication leaves a project: its creator, the replicating admin, is its Project Admin.
+    replica.add_project("library", {"admin": 1, "alice": 2, "bob": 4, "carol": 3, "dave": 5}, groups={"devs": 1})
+    replica.add_project("team", {"admin": 1, "eve": 1})
+    replica.add_robot("robot$ci", [("repository", "pull"), ("repository", "push")])
+    replica.add_robot("robot$cleanup", [("artifact", "delete")], kind="system")
+    replica.add_robot("robot$reader", [("repository", "pull"), ("artifact", "read")])
+    replica.add_robot("robot$retired", [("repository", "push")], disable=True)
+    replica.add_robot("robot$harbor-ha-sync", [("repository", "push")])
+    lines: list[str] = []
+
+    first = guard(replica, lines, writers=("robot$harbor-ha-sync",)).enforce()
+
+    assert first == {"settings": 1, "members": 4, "robots": 2}
+    assert replica.configurations["project_creation_restriction"]["value"] == "adminonly"
+    roles = {(project, name): replica.role(project, name) for project, name in [
+        ("library", "admin"), ("library", "alice"), ("library", "bob"), ("library", "carol"),
+        ("library", "dave"), ("library", "devs"), ("team", "admin"), ("team", "eve")]}
+    assert roles == {("library", "admin"): 1, ("library", "alice"): 3, ("library", "bob"): 3,
+                     ("library", "carol"): 3, ("library", "dave"): 5, ("library", "devs"): 3,
+                     ("team", "admin"): 1, ("team", "eve"): 3}
+    disabled = {robot["name"] for robot in replica.robots.values() if robot["disable"]}
+    assert disabled == {"robot$ci", "robot$cleanup", "robot$retired"}
+    assert "project library: group devs Project Admin -> Guest" in lines
+    assert_all_fit_spec(spec, replica.requests)
+
+    puts = len(replica.sent("PUT"))
+    second = guard(replica, lines, writers=("robot$harbor-ha-sync",)).enforce()
+
+    assert second == {"settings": 0, "members": 0, "robots": 0}
+    assert len(replica.sent("PUT")) == puts and not replica.sent("POST")
+
+
+def test_pull_only_guard_reads_every_page(harbor, spec):
+    replica = harbor()
+    for i in range(PAGE_SIZE):
+        replica.add_project(f"project-{i:03}", {"admin": 1})
+    replica.add_project("last-page", {"admin": 1, "mallory": 2})
+
+    assert guard(replica, []).enforce()["members"] == 1
+
+    assert replica.role("last-page", "mallory") == 3
+    assert any(r["path"] == "/api/v2.0/projects" and r["query"]["page"] == ["2"] for r in replica.requests)
+    assert_all_fit_spec(spec, replica.requests)
+
+
 # --- command line, secrets ----------------------------------------------------------------------------------
 
 @pytest.fixture
@@ -460,7 +571,26 @@ def test_wrong_password_is_one_clear_error_without_traceback(harbor, aws_env, ca
     assert not local.registries
 
 
+def test_main_pull_only_reads_the_admin_secret_and_guards_the_local_harbor(harbor, aws_env, capsys):
+    replica = harbor()
+    replica.add_project("library", {"admin": 1, "alice": 2})
+    replica.add_robot("robot$sync", [("repository", "push")])
+    with mock_aws():
+        admin_arn = _put_secret("harbor-ha/replica-admin", ADMIN.password)
+        status = replication.main(["--pull-only", "--local", replica.url, "--local-secret", admin_arn,
+                                   "--writer", "robot$sync", "--region", REGION])
+
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "pull-only: 1 setting, 1 project members and 0 robot accounts changed" in out
+    assert replica.role("library", "alice") == 3 and ADMIN.password not in out
+
+
 @pytest.mark.parametrize("argv, status, message", [
+    (["--local", "http://h", "--local-secret", "s", "--pull-only", "--peer", "r1=http://p"], 1,
+     "--pull-only configures the local Harbor alone"),
+    (["--local", "http://h", "--local-secret", "s", "--writer", "robot$x", "--peer", "r1=http://p"], 1,
+     "--writer applies only with --pull-only"),
     (["--local-secret", "s"], 2, "--local"),
     (["--local", "http://h", "--local-secret", "s", "--peer", "r1=http://p"], 1,
      "every --peer needs a --peer-secret"),
