@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -152,6 +153,43 @@ def test_master_slaves_replicates_from_the_master_and_spreads_pulls_over_healthy
     pulls = [r for r in resources(doc, "aws_route53_record").values() if r["name"].startswith("pull.")]
     assert pulls and all(r["multivalue_answer_routing_policy"] and r["health_check_id"] for r in pulls)
     assert {"push_endpoint", "pull_endpoint"} <= set(doc["output"])
+
+
+def test_master_slaves_replicas_run_the_pull_only_guard_at_boot_and_from_a_systemd_timer(stacks, tmp_path):
+    doc = stacks["master-slaves"][1]
+    replicas = [i for i in instances(doc) if "replica" in i["tags"]["Name"]]
+    assert len(replicas) == HarborHaSettings().replica_count
+    analyze = require_tool("systemd-analyze")
+    for replica in replicas:
+        commands = [c for c in yaml.safe_load(replica["user_data"])["runcmd"] if isinstance(c, list)]
+        assert ["systemctl", "start", "harbor-ha-pull-only.service"] in commands
+        assert ["systemctl", "enable", "--now", "harbor-ha-pull-only.timer"] in commands
+        fetch = next(c for c in commands if c[:3] == ["aws", "s3", "cp"])
+        assert commands.index(fetch) < commands.index(["systemctl", "start", "harbor-ha-pull-only.service"])
+        units = {path: text for path, text in written_files(replica["user_data"]).items()
+                 if path.startswith("/etc/systemd/system/harbor-ha-pull-only.")}
+        exec_start = next(line for line in units["/etc/systemd/system/harbor-ha-pull-only.service"].splitlines()
+                          if line.startswith("ExecStart="))
+        assert "/opt/harbor-ha/replication.py --pull-only --local https://127.0.0.1 --local-secret" in exec_start
+        assert "--peer" not in exec_start
+        folder = tmp_path / replica["tags"]["Name"]
+        folder.mkdir()
+        for path, text in units.items():
+            (folder / Path(path).name).write_text(without_references(text))
+        result = subprocess.run([analyze, "verify", "--man=no", *sorted(map(str, folder.iterdir()))],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+    # The master has no guard: it takes the pushes.
+    master = next(i for i in instances(doc) if "master" in i["tags"]["Name"])
+    assert "harbor-ha-pull-only" not in master["user_data"]
+    # Master and replicas only read the configurator's bucket.
+    grants = [g for g in resources(doc, "aws_iam_role_policy").values() if g["name"] == "carrier-read"]
+    assert len({g["role"] for g in grants}) == 1 + len(replicas)
+    documents = doc["data"]["aws_iam_policy_document"]
+    for policy in grants:
+        statements = documents[re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(.+)\.json\}",
+                                            policy["policy"]).group(1)]["statement"]
+        assert sorted(a for s in statements for a in s["actions"]) == ["kms:Decrypt", "s3:GetObject"]
 
 
 def test_master_master_holds_two_providers_in_two_regions_replicating_both_ways(stacks):

@@ -6,6 +6,10 @@ The source node pushes to every peer: an event-based policy plus a scheduled ful
 the events missed. It signs in to each peer with that peer's admin password, read from Secrets Manager at
 boot (the source's role may read exactly those secrets). The same run can be repeated by hand:
 ``harbor-ha replicate --local ... --peer ...`` sends nothing it already did.
+
+With ``pull_only_peers`` each peer (a master-slaves replica) also fetches the configurator and runs it as
+its pull-only guard (``replication.py --pull-only``) at boot and then every five minutes from a systemd
+timer: users keep Guest roles at most, so only the replication account pushes.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 from harbor_ha.aws import Construct, Fn, S3Object
-from harbor_ha.cloud_init import CloudConfig
+from harbor_ha.cloud_init import CloudConfig, WriteFile
 from harbor_ha.constructs.data_tier import require
 from harbor_ha.constructs.storage import RegistryStorage, RegistryStorageProps
 
@@ -39,6 +43,9 @@ class HarborReplicationProps:
     """Let ``terraform destroy`` delete that bucket while it holds the configurator. Default False."""
     schedule: str = "0 0 * * * *"
     """Harbor cron (6 fields) of the full sync. Default hourly."""
+    pull_only_peers: bool = False
+    """Keep every peer pull-only for its users (Guest roles, admin-only projects; see module doc). Default
+    False: master-master's peers take pushes too."""
     verify_tls: bool = False
     """Check the peers' certificates. Default False: nodes with ``self-signed`` certificates cannot be
     checked; set True when every node has a certificate from ``tls_certificate``."""
@@ -70,14 +77,54 @@ class HarborReplication(Construct):
                 address = peer.private_ip
             command += ["--peer", Fn.join("", [f"{name}=https://", address]),
                         "--peer-secret", Fn.join("", [f"{name}=", peer.admin_secret_arn])]
-        if not props.verify_tls:
-            command.append("--insecure")
-        self.command = tuple(command)
+        tls = () if props.verify_tls else ("--insecure",)
+        self.command = (*command, *tls)
         carrier = RegistryStorage(self, "carrier", props=RegistryStorageProps(
             name=f"{props.name}-repl", force_destroy=props.force_destroy))
         configurator = S3Object(self, "configurator", bucket=carrier.bucket_name, key="harbor-ha/replication.py",
                                 content=CONFIGURATOR.read_text(), content_type="text/x-python")
-        source.needed_at_boot(carrier.grant_read_write(source.role))
         fetch = ("aws", "s3", "cp", Fn.join("", ["s3://", carrier.bucket_name, "/", configurator.key]),
                  CONFIGURATOR_PATH)
+        source.needed_at_boot(carrier.grant_read(source.role))
         source.add_cloud_config(CloudConfig(commands=(fetch, self.command)))
+        if props.pull_only_peers:
+            for _, peer in props.peers:
+                guard = ("/usr/bin/python3", CONFIGURATOR_PATH, "--pull-only", "--local", "https://127.0.0.1",
+                         "--local-secret", peer.admin_secret_arn, *tls)
+                peer.needed_at_boot(carrier.grant_read(peer.role))
+                peer.add_cloud_config(pull_only_guard(fetch, guard))
+
+
+GUARD_UNIT = "harbor-ha-pull-only"
+GUARD_PERIOD = "5min"
+
+
+def pull_only_guard(fetch: tuple[str, ...], guard: tuple[str, ...]) -> CloudConfig:
+    """Fetch the configurator, run the guard once now and then every ``GUARD_PERIOD`` from a systemd timer
+    (new projects arrive by replication and roles can be given at any time)."""
+    service = WriteFile(f"/etc/systemd/system/{GUARD_UNIT}.service", "\n".join([
+        "[Unit]",
+        "Description=harbor-ha: keep this Harbor replica pull-only for its users",
+        "After=network-online.target docker.service",
+        "Wants=network-online.target",
+        "",
+        "[Service]",
+        "Type=oneshot",
+        "ExecStart=" + " ".join(guard),
+        "",
+    ]))
+    timer = WriteFile(f"/etc/systemd/system/{GUARD_UNIT}.timer", "\n".join([
+        "[Unit]",
+        f"Description=harbor-ha: run {GUARD_UNIT}.service every {GUARD_PERIOD}",
+        "",
+        "[Timer]",
+        f"OnUnitActiveSec={GUARD_PERIOD}",
+        f"OnBootSec={GUARD_PERIOD}",
+        "",
+        "[Install]",
+        "WantedBy=timers.target",
+        "",
+    ]))
+    return CloudConfig(files=(service, timer), commands=(
+        fetch, ("systemctl", "daemon-reload"), ("systemctl", "start", f"{GUARD_UNIT}.service"),
+        ("systemctl", "enable", "--now", f"{GUARD_UNIT}.timer")))

@@ -99,6 +99,13 @@ class RegistryStorage(Construct):
                 test="Bool", variable="aws:SecureTransport", values=["false"])])])
         S3BucketPolicy(self, "policy", bucket=bucket.id, policy=tls_only.json)
 
+    def grant_read(self, role: IamRole) -> IamRolePolicy:
+        """Let ``role`` read objects (e.g. a boot script this bucket carries), nothing more."""
+        return grant(self, role, "read", [
+            statement(("s3:GetObject",), [f"{self.bucket_arn}/*"]),
+            statement(("kms:Decrypt",), [self.kms_key_arn]),
+        ])
+
     def grant_read_write(self, role: IamRole) -> IamRolePolicy:
         """Let ``role`` do exactly what Harbor's registry storage driver does on this bucket and its key."""
         return grant(self, role, "read-write", [

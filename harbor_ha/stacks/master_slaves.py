@@ -15,8 +15,10 @@ short independent requests that DNS spreads well; no VM to run. The zone is ``ho
 checkers come from the internet: ``admin_cidrs`` must admit them (the default admits everyone).
 
 Read-only replicas: Harbor's global read-only switch would also block the replication pushes
-(goharbor#18281), so replicas stay writable for the replication account (their admin) only. Give users
-accounts on the replicas with pull-only project roles (Guest / Limited Guest), never Developer or above.
+(goharbor#18281), so replicas are read-only through project roles instead: each replica runs the pull-only
+guard (``replication.py --pull-only``) at boot and every five minutes, which allows only admins to create
+projects, turns every project member who may push into a Guest and disables robots that may push. Only the
+replication account (the replica's admin) pushes. A role given by hand holds until the guard's next run.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ class MasterSlavesStack(HarborHaStack):
             node.allow_from_cidrs(s.admin_cidrs)
         HarborReplication(self, "replication", props=HarborReplicationProps(
             source=master, peers=[(f"replica-{i}", replica) for i, replica in enumerate(replicas)], name=s.name,
-            force_destroy=not s.effective_deletion_protection))
+            pull_only_peers=True, force_destroy=not s.effective_deletion_protection))
 
         zone_name = s.hostname or f"{s.name}.harbor-ha.internal"
         zone = Route53Zone(self, "zone", name=zone_name, comment=f"{s.name}: Harbor push and pull endpoints",
