@@ -4,7 +4,8 @@
 
 Each measured run is a fresh ``python benchmarks/synth_all.py OUTDIR`` process that synthesizes every
 solution stack that exists (as ``cdktf synth`` does). ``fast`` is harbor-ha as shipped; ``naive`` sets
-``HARBOR_HA_EAGER_PROVIDER=1``, which imports the binding's package root the ordinary way. One unmeasured
+``HARBOR_HA_EAGER_PROVIDER=1``, which imports the binding's package root the ordinary way (in Python, and
+in jsii's node process, which then runs without harbor-ha's lazy ``lib/index.js``). One unmeasured
 warm-up run of each mode fills the jsii package cache and the OS file cache; then the modes alternate
 (fast, naive, fast, naive ...) so that drift in the machine's load hits both alike.
 

@@ -7,7 +7,13 @@ register the bare package (its spec, never executed) in ``sys.modules`` first; i
 loads that submodule alone. The synthesized JSON is byte-identical to the eager import's
 (tests/test_fast_provider_import.py), and a move to another binding package is an edit of this file.
 
-Set ``HARBOR_HA_EAGER_PROVIDER=1`` to import the package the ordinary way (the benchmark's baseline).
+The jsii node process has the same eager root on its side: the package's ``lib/index.js`` requires every
+resource module's JavaScript (about 250 MB). ``harbor_ha/node/lazy_provider_index.js``, loaded into jsii's
+node processes through ``NODE_OPTIONS=--require``, answers that require with getters that load a module when
+the kernel first reaches a type in it.
+
+Set ``HARBOR_HA_EAGER_PROVIDER=1`` to import the package the ordinary way on both sides (the benchmark's
+baseline).
 """
 
 from __future__ import annotations
@@ -29,10 +35,22 @@ if "--max-semi-space-size" not in os.environ.get("NODE_OPTIONS", ""):
     os.environ["NODE_OPTIONS"] = f"{os.environ.get('NODE_OPTIONS', '')} --max-semi-space-size=1".strip()
 
 
+LAZY_NODE_INDEX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node", "lazy_provider_index.js")
+EAGER = os.environ.get("HARBOR_HA_EAGER_PROVIDER") == "1"
+
+
+def _preload_lazy_node_index() -> None:
+    """Have jsii's node processes (started by the first cdktf import below) load the provider lazily, or,
+    in the eager mode, not (even when a parent process in the fast mode passed the option on)."""
+    preload = f'--require "{LAZY_NODE_INDEX}"'
+    options = os.environ.get("NODE_OPTIONS", "").replace(preload, "").strip()
+    os.environ["NODE_OPTIONS"] = options if EAGER else f"{options} {preload}".strip()
+
+
 def _register_bare_provider_package() -> None:
     if PROVIDER_PACKAGE in sys.modules:
         return
-    if os.environ.get("HARBOR_HA_EAGER_PROVIDER") == "1":
+    if EAGER:
         importlib.import_module(PROVIDER_PACKAGE)
         return
     spec = importlib.util.find_spec(PROVIDER_PACKAGE)
@@ -41,6 +59,7 @@ def _register_bare_provider_package() -> None:
     sys.modules[PROVIDER_PACKAGE] = importlib.util.module_from_spec(spec)
 
 
+_preload_lazy_node_index()
 _register_bare_provider_package()
 
 # isort: off  (the bare package must be registered before these imports)
