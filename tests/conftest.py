@@ -119,6 +119,37 @@ class QuietHandler(BaseHTTPRequestHandler):
         pass
 
 
+class FakeImds(QuietHandler):
+    """Stands in for the EC2 instance metadata service (IMDSv2) on loopback, nothing more: a session token
+    from PUT /latest/api/token, then ``metadata`` (path under /latest/meta-data/ -> value) only for requests
+    that present it. ``requests`` records the paths asked for."""
+
+    TOKEN = "imds-session-token"
+    metadata: dict[str, str] = {}
+    requests: list[str] = []
+
+    def do_PUT(self):  # noqa: N802 (http.server's naming)
+        if self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
+            self.answer(200, self.TOKEN)
+        else:
+            self.answer(400, "")
+
+    def do_GET(self):  # noqa: N802
+        FakeImds.requests.append(self.path)
+        if self.headers.get("X-aws-ec2-metadata-token") != self.TOKEN:
+            self.answer(401, "")  # what IMDS does with IMDSv1 requests when IMDSv2 is required
+            return
+        value = FakeImds.metadata.get(self.path.removeprefix("/latest/meta-data/"))
+        self.answer(200, value) if value is not None else self.answer(404, "")
+
+
+@pytest.fixture(scope="session")
+def imds_url():
+    """The URL of a FakeImds on loopback (set ``FakeImds.metadata`` before use)."""
+    with loopback_server(FakeImds) as url:
+        yield url
+
+
 @contextlib.contextmanager
 def loopback_server(handler: type[BaseHTTPRequestHandler]):
     """Serve ``handler`` on an ephemeral loopback port in a thread; yields the base URL."""

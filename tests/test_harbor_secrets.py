@@ -18,7 +18,7 @@ from harbor_ha.harbor_boot import boot_script
 from harbor_ha.harbor_config import (
     ExternalDatabase, ExternalRedis, HarborConfig, placeholder, render_harbor_yml,
 )
-from conftest import require_tool
+from conftest import FakeImds, require_tool
 
 REGION = "us-east-1"
 SECRET_NAME = "harbor-ha/test/harbor-shared-secrets"
@@ -145,9 +145,20 @@ EXTERNAL_SERVICES = HarborConfig(
     external_database=ExternalDatabase(host="db.internal", port=5432, db_name="registry", username="harbor"))
 
 
+PRIVATE_IP = "10.40.1.25"
+
+
+@pytest.fixture
+def node_metadata(imds_url, monkeypatch):
+    """The instance metadata configure-harbor.sh reads (its private address), from a loopback IMDSv2."""
+    FakeImds.metadata = {"local-ipv4": PRIVATE_IP}
+    monkeypatch.setenv("HARBOR_HA_IMDS_ENDPOINT", imds_url)
+
+
 def _configure(tmp_path: Path, environment: dict[str, str],
                config: HarborConfig = EXTERNAL_SERVICES) -> subprocess.CompletedProcess:
-    """Run configure-harbor.sh with a stand-in prepare and systemctl; the real aws CLI against moto."""
+    """Run configure-harbor.sh with a stand-in prepare and systemctl; the real aws CLI against moto (use the
+    ``node_metadata`` fixture)."""
     bin_dir, install, state = tmp_path / "bin", tmp_path / "opt-harbor", tmp_path / "etc"
     for directory in (bin_dir, install, state):
         directory.mkdir(exist_ok=True)
@@ -163,7 +174,8 @@ def _configure(tmp_path: Path, environment: dict[str, str],
                           text=True, timeout=120)
 
 
-def test_configure_fills_secrets_at_boot_and_puts_the_shared_ones_into_prepares_output(aws, tmp_path):
+def test_configure_fills_secrets_at_boot_and_puts_the_shared_ones_into_prepares_output(aws, node_metadata,
+                                                                                        tmp_path):
     client, _ = aws
     admin = client.create_secret(Name="admin", SecretString="Adm'in \"pw\" #1")["ARN"]
     db = client.create_secret(Name="db", SecretString=json.dumps({"username": "harbor", "password": "d'b:p@ss"}))
@@ -203,7 +215,7 @@ def test_configure_fills_secrets_at_boot_and_puts_the_shared_ones_into_prepares_
         "daemon-reload", "enable harbor.service", "restart harbor.service"]
 
 
-def test_configure_with_harbors_own_database_keeps_its_password_across_runs(aws, tmp_path):
+def test_configure_with_harbors_own_database_keeps_its_password_across_runs(aws, node_metadata, tmp_path):
     client, _ = aws
     admin = client.create_secret(Name="admin-2", SecretString="Admin12345")["ARN"]
     state = tmp_path / "etc"
@@ -217,14 +229,15 @@ def test_configure_with_harbors_own_database_keeps_its_password_across_runs(aws,
     password = first["database"]["password"]
     assert len(password) == 48 and password == second["database"]["password"]
     assert (tmp_path / "data" / "harbor-ha" / "database-password").read_text().strip() == password
-    # No shared secrets (a standalone node): prepare's own values stay; a self-signed certificate is made.
+    # No shared secrets (a standalone node): prepare's own values stay; a self-signed certificate is made,
+    # valid for the hostname, the private address peers replicate to, and loopback (the node's own tools).
     assert "CORE_SECRET=CCCC" not in (tmp_path / "opt-harbor/common/config/core/env").read_text()
-    assert "DNS:registry.example.com" in subprocess.run(
-        ["openssl", "x509", "-in", str(state / "tls" / "server.crt"), "-noout", "-text"],
-        capture_output=True, text=True, check=True).stdout
+    names = subprocess.run(["openssl", "x509", "-in", str(state / "tls" / "server.crt"), "-noout", "-ext",
+                            "subjectAltName"], capture_output=True, text=True, check=True).stdout
+    assert f"DNS:registry.example.com, IP Address:{PRIVATE_IP}, IP Address:127.0.0.1" in names
 
 
-def test_configure_refuses_a_template_with_an_unfilled_placeholder(aws, tmp_path):
+def test_configure_refuses_a_template_with_an_unfilled_placeholder(aws, node_metadata, tmp_path):
     client, _ = aws
     admin = client.create_secret(Name="admin-3", SecretString="Admin12345")["ARN"]
     # External Redis but no REDIS_SECRET_ARN: its password placeholder stays.

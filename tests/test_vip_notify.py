@@ -12,44 +12,12 @@ import pytest
 
 from harbor_ha.keepalived import TEMPLATES
 
-from conftest import PROJECT, QuietHandler, loopback_server, require_tool
+from conftest import PROJECT, FakeImds, require_tool
 
 REGION = "eu-west-1"
-TOKEN = "imds-session-token"
-
-
-class FakeImds(QuietHandler):
-    """Stands in for the EC2 instance metadata service (IMDSv2) on loopback, nothing more: a session token
-    from PUT /latest/api/token, then metadata only for requests that present it."""
-
-    instance_id = ""
-    requests: list[str] = []
-
-    def do_PUT(self):  # noqa: N802 (http.server's naming)
-        if self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
-            self.answer(200, TOKEN)
-        else:
-            self.answer(400, "")
-
-    def do_GET(self):  # noqa: N802
-        FakeImds.requests.append(self.path)
-        if self.headers.get("X-aws-ec2-metadata-token") != TOKEN:
-            self.answer(401, "")  # what IMDS does with IMDSv1 requests when IMDSv2 is required
-            return
-        answers = {"/latest/meta-data/instance-id": FakeImds.instance_id,
-                   "/latest/meta-data/placement/region": REGION}
-        self.answer(200, answers[self.path]) if self.path in answers else self.answer(404, "")
-
-
 @pytest.fixture(scope="module")
 def moto_url(moto_endpoint):
     return moto_endpoint
-
-
-@pytest.fixture(scope="module")
-def imds_url():
-    with loopback_server(FakeImds) as url:
-        yield url
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +45,7 @@ def address(ec2, allocation: str) -> dict:
 
 
 def notify(moto_url: str, imds_url: str, instance_id: str, name: str, attempts: int = 2):
-    FakeImds.instance_id = instance_id
+    FakeImds.metadata = {"instance-id": instance_id, "placement/region": REGION}
     env = {**os.environ, "PATH": f"{PROJECT / '.venv' / 'bin'}:{os.environ['PATH']}",
            "AWS_ENDPOINT_URL": moto_url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
            "HARBOR_HA_IMDS_ENDPOINT": imds_url, "HARBOR_HA_NOTIFY_ATTEMPTS": str(attempts)}

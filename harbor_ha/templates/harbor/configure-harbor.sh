@@ -13,10 +13,14 @@
 # JSON; empty: Harbor's own database with a password made here once), REDIS_SECRET_ARN (plain string),
 # TLS_SECRET_ARN (JSON certificate + private_key; empty: the shared self-signed pair, or one made here).
 set -euo pipefail
-if [ -z "${HARBOR_HOSTNAME:-}" ]; then
-  token=$(curl -fsS -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 60" http://169.254.169.254/latest/api/token)
-  HARBOR_HOSTNAME=$(curl -fsS -H "X-aws-ec2-metadata-token: $token" http://169.254.169.254/latest/meta-data/local-ipv4)
-fi
+imds=${HARBOR_HA_IMDS_ENDPOINT:-http://169.254.169.254}
+private_ipv4() {
+  local token
+  token=$(curl -fsS --max-time 5 -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 60" "$imds/latest/api/token")
+  curl -fsS --max-time 5 -H "X-aws-ec2-metadata-token: $token" "$imds/latest/meta-data/local-ipv4"
+}
+private_ip=$(private_ipv4)
+HARBOR_HOSTNAME=${HARBOR_HOSTNAME:-$private_ip}
 : "${ADMIN_SECRET_ARN:?is the secret holding the initial admin password}"
 state_dir=${HARBOR_HA_STATE_DIR:-/etc/harbor-ha}
 install_dir=${HARBOR_INSTALL_DIR:-/opt/harbor}
@@ -43,6 +47,9 @@ if [ -n "${TLS_SECRET_ARN:-}" ]; then
 elif [ ! -s "$state_dir/tls/server.crt" ]; then
   mkdir -p "$state_dir/tls"
   if [[ $HARBOR_HOSTNAME =~ ^[0-9.]+$ ]]; then san="IP:$HARBOR_HOSTNAME"; else san="DNS:$HARBOR_HOSTNAME"; fi
+  # Replicating Harbors reach a node at its private address, and its own replication tools at 127.0.0.1;
+  # they trust exactly this certificate (harbor_ha/constructs/replication.py).
+  san="$san,IP:$private_ip,IP:127.0.0.1"
   openssl req -x509 -newkey rsa:2048 -nodes -keyout "$state_dir/tls/server.key" -out "$state_dir/tls/server.crt" \
     -days 825 -subj "/CN=$HARBOR_HOSTNAME" -addext "subjectAltName=$san" 2>/dev/null
 fi
