@@ -43,6 +43,8 @@ _REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 _VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
 _INSTANCE_TYPE_RE = re.compile(r"^[a-z][a-z0-9-]*(\.[a-z0-9-]+){1,2}$")
 _HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+# tls_certificate's value for "each node makes its own certificate".
+SELF_SIGNED = "self-signed"
 SECRET_ARN_RE = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$")
 _VPC_ID_RE = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 _SUBNET_ID_RE = re.compile(r"^subnet-[0-9a-f]{8,17}$")
@@ -90,7 +92,7 @@ class HarborHaSettings:
     """ElastiCache Redis engine version. Default ``7.1``."""
     hostname: str = ""
     """DNS name clients use for Harbor. Default: none, Harbor is reached at the VIP address."""
-    tls_certificate: str = "self-signed"
+    tls_certificate: str = SELF_SIGNED
     """``self-signed`` (made on the nodes) or the ARN of a Secrets Manager secret holding
     ``{"certificate": PEM, "private_key": PEM}``. Default ``self-signed``."""
     ssh_cidrs: tuple[str, ...] = ()
@@ -196,7 +198,7 @@ class HarborHaSettings:
         if self.hostname:
             p.check(_HOSTNAME_RE.match(self.hostname), "hostname", self.hostname,
                     "a DNS name such as registry.example.com (lower case, no scheme or port)")
-        p.check(self.tls_certificate == "self-signed" or SECRET_ARN_RE.match(self.tls_certificate or ""),
+        p.check(self.tls_certificate == SELF_SIGNED or SECRET_ARN_RE.match(self.tls_certificate or ""),
                 "tls_certificate", self.tls_certificate,
                 "'self-signed' or the ARN of a Secrets Manager secret (arn:aws:secretsmanager:...)")
         for cidr in self.ssh_cidrs:

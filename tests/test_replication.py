@@ -24,6 +24,7 @@ import yaml
 from moto import mock_aws
 
 from harbor_ha import replication
+from harbor_ha.harbor_boot import boot_script
 from harbor_ha.replication import (
     PAGE_SIZE, Credential, InvalidSetting, Peer, PullOnlyGuard, ReplicationConfigurator, ReplicationError,
     ReplicationOptions, TlsOptions, read_secret_credential,
@@ -293,9 +294,13 @@ class FakeHarbor:
         return None
 
     def _check(self, collection: str, body: dict) -> str:
-        if collection == "/registries":  # Harbor refuses an endpoint it cannot reach
+        if collection == "/registries":  # Harbor refuses an endpoint it cannot reach, verified as configured
+            if body.get("insecure"):
+                context = ssl._create_unverified_context()  # noqa: S323 - as Harbor with insecure: true
+            else:
+                context = ssl.create_default_context(cadata=body.get("ca_certificate") or None)
             try:
-                with urllib.request.urlopen(body["url"] + "/api/v2.0/ping", timeout=2) as answer:
+                with urllib.request.urlopen(body["url"] + "/api/v2.0/ping", timeout=2, context=context) as answer:
                     answer.read()
             except OSError as err:
                 return f"registry {body['url']} is unhealthy: {err}"
@@ -647,23 +652,30 @@ def test_standalone_script_without_site_packages_uses_the_aws_cli(harbor, moto_s
 
 # --- TLS ----------------------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory) -> tuple[Path, Path]:
+def _self_signed(folder: Path, name: str) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1, as a Harbor installed without a public CA has."""
     openssl = require_tool("openssl")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "harbor.crt", folder / "harbor.key"
-    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=harbor",
+    cert, key = folder / f"{name}.crt", folder / f"{name}.key"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={name}",
                     "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
                    check=True, capture_output=True, timeout=30)
     return cert, key
 
 
-def test_self_signed_harbor_needs_its_ca_bundle(harbor, certificate, spec):
-    cert, key = certificate
+def _serving(cert: Path, key: Path) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    local, replica = harbor(tls=context), harbor()
+    return context
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory) -> tuple[Path, Path]:
+    return _self_signed(tmp_path_factory.mktemp("tls"), "harbor")
+
+
+def test_self_signed_harbor_needs_its_ca_bundle(harbor, certificate, spec):
+    cert, key = certificate
+    local, replica = harbor(tls=_serving(cert, key)), harbor()
 
     with pytest.raises(ReplicationError, match="certificate not trusted .*--ca-bundle"):
         configurator(local, []).configure(peers_of(replica))
@@ -672,6 +684,59 @@ def test_self_signed_harbor_needs_its_ca_bundle(harbor, certificate, spec):
     registry = next(iter(local.registries.values()))
     assert registry["ca_certificate"] == cert.read_text() and registry["insecure"] is False
     assert_all_fit_spec(spec, local.requests)
+
+
+def _gather(tmp_path: Path, moto_server: str, bucket: str, peers: list[str], **env) -> subprocess.CompletedProcess:
+    """gather-peer-certificates.sh as the source node runs it, with the real aws CLI against moto."""
+    script = tmp_path / "gather-peer-certificates.sh"
+    script.write_text(boot_script("gather-peer-certificates.sh").content)
+    environment = {**os.environ, "AWS_ENDPOINT_URL": moto_server, "HARBOR_HA_STATE_DIR": str(tmp_path / "etc"),
+                   "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **env}
+    return subprocess.run(["bash", str(script), REGION, bucket, str(tmp_path / "bundle.pem"), *peers],
+                          env=environment, capture_output=True, text=True, timeout=60)
+
+
+def test_pinned_certificates_gathered_from_the_carrier_verify_every_harbor(harbor, moto_server, aws_env, tmp_path,
+                                                                          spec):
+    """The source's own certificate plus what each peer published: with that bundle, and nothing else, the
+    configurator verifies both self-signed Harbors and hands the bundle to the registry endpoint."""
+    require_tool("aws")
+    (tmp_path / "etc" / "tls").mkdir(parents=True)
+    own_cert, own_key = _self_signed(tmp_path / "etc" / "tls", "server")
+    peer_cert, peer_key = _self_signed(tmp_path, "replica-1")
+    s3 = boto3.client("s3", region_name=REGION, endpoint_url=moto_server)
+    s3.create_bucket(Bucket="carrier-pinned", CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_object(Bucket="carrier-pinned", Key="certificates/replica-1.pem", Body=peer_cert.read_bytes())
+
+    result = _gather(tmp_path, moto_server, "carrier-pinned", ["replica-1"])
+
+    assert result.returncode == 0, result.stderr
+    bundle = tmp_path / "bundle.pem"
+    assert bundle.read_text() == own_cert.read_text() + peer_cert.read_text()
+    local, replica = harbor(tls=_serving(own_cert, own_key)), harbor(tls=_serving(peer_cert, peer_key))
+    configurator(local, [], tls=TlsOptions(ca_bundle=str(bundle))).configure(peers_of(replica))
+    registry = next(iter(local.registries.values()))
+    assert registry["ca_certificate"] == bundle.read_text() and registry["insecure"] is False
+    assert_all_fit_spec(spec, local.requests)
+    # Without the peer's certificate the peer is not trusted.
+    with pytest.raises(ReplicationError, match="peer replica-1 .*certificate not trusted"):
+        configurator(harbor(tls=_serving(own_cert, own_key)), [],
+                     tls=TlsOptions(ca_bundle=str(own_cert))).configure(peers_of(replica))
+
+
+def test_a_peer_that_never_publishes_its_certificate_stops_the_gathering_with_advice(moto_server, aws_env, tmp_path):
+    require_tool("aws")
+    (tmp_path / "etc" / "tls").mkdir(parents=True)
+    _self_signed(tmp_path / "etc" / "tls", "server")
+    boto3.client("s3", region_name=REGION, endpoint_url=moto_server).create_bucket(
+        Bucket="carrier-empty", CreateBucketConfiguration={"LocationConstraint": REGION})
+
+    result = _gather(tmp_path, moto_server, "carrier-empty", ["replica-9"], HARBOR_HA_CERT_ATTEMPTS="2", HARBOR_HA_CERT_WAIT="0")
+
+    assert result.returncode == 1
+    assert "waiting for peer replica-9's certificate (attempt 1 of 2)" in result.stdout
+    assert "no certificate from peer replica-9" in result.stderr and "cloud-init status" in result.stderr
+    assert not (tmp_path / "bundle.pem").exists()
 
 
 def test_module_parses_as_python_3_9_the_python_of_amazon_linux_2023():

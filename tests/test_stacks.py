@@ -171,7 +171,8 @@ def test_master_slaves_replicas_run_the_pull_only_guard_at_boot_and_from_a_syste
         exec_start = next(line for line in units["/etc/systemd/system/harbor-ha-pull-only.service"].splitlines()
                           if line.startswith("ExecStart="))
         assert "/opt/harbor-ha/replication.py --pull-only --local https://127.0.0.1 --local-secret" in exec_start
-        assert "--peer" not in exec_start
+        assert "--peer" not in exec_start and "--insecure" not in exec_start
+        assert exec_start.endswith("--ca-bundle /etc/harbor-ha/tls/server.crt"), "the node trusts its own certificate"
         folder = tmp_path / replica["tags"]["Name"]
         folder.mkdir()
         for path, text in units.items():
@@ -203,6 +204,62 @@ def test_master_master_holds_two_providers_in_two_regions_replicating_both_ways(
         commands = yaml.safe_load(instance["user_data"])["runcmd"]
         assert any(isinstance(c, list) and "/opt/harbor-ha/replication.py" in c for c in commands)
     assert {"harbor_a_url", "harbor_b_url"} <= set(doc["output"])
+
+
+def _argv_commands(instance: dict) -> list[list[str]]:
+    return [c for c in yaml.safe_load(instance["user_data"])["runcmd"] if isinstance(c, list)]
+
+
+@pytest.mark.parametrize("name", ["master-slaves", "master-master"])
+def test_replication_verifies_every_harbor_with_the_certificates_the_peers_publish(stacks, name, tmp_path):
+    doc = stacks[name][1]
+    published, gathered = set(), set()
+    for instance in instances(doc):
+        commands = _argv_commands(instance)
+        for command in commands:
+            assert "--insecure" not in command, instance["tags"]["Name"]
+            if command[:3] == ["aws", "s3", "cp"] and command[-2] == "/etc/harbor-ha/tls/server.crt":
+                assert command[3:5] == ["--only-show-errors", "--region"]
+                published.add(re.search(r"certificates/([a-z0-9-]+)\.pem", command[-1]).group(1))
+        sources = [c for c in commands if c[:2] == ["python3", "/opt/harbor-ha/replication.py"]]
+        for configure in sources:
+            assert configure[configure.index("--ca-bundle") + 1] == "/etc/harbor-ha/replication-ca.pem"
+            peers = {re.search(r"([a-z0-9-]+)=https://", configure[i + 1]).group(1)
+                     for i, arg in enumerate(configure) if arg == "--peer"}
+            (gather,) = [c for c in commands if "gather-peer-certificates.sh" in c]
+            assert commands.index(gather) < commands.index(configure)
+            assert gather[4] == "/etc/harbor-ha/replication-ca.pem" and set(gather[5:]) == peers
+            gathered |= peers
+            script = tmp_path / f"{instance['tags']['Name']}-gather.sh"
+            script.write_text(written_files(instance["user_data"])[
+                "/usr/local/libexec/harbor-ha/gather-peer-certificates.sh"])
+            checked = subprocess.run([require_tool("shellcheck"), str(script)], capture_output=True, text=True)
+            assert checked.returncode == 0, checked.stdout
+    assert published == gathered and gathered, "every peer a source waits for publishes its certificate"
+    # A peer may write its own certificate's object and nothing else.
+    documents = doc["data"]["aws_iam_policy_document"]
+    grants = [g for g in resources(doc, "aws_iam_role_policy").values() if g["name"].startswith("carrier-publish-")]
+    assert len(grants) == len(published)
+    for policy in grants:
+        peer = re.fullmatch(r"carrier-publish-(.+)-certificate", policy["name"]).group(1)
+        statements = documents[re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(.+)\.json\}",
+                                            policy["policy"]).group(1)]["statement"]
+        (put,) = [s for s in statements if s["actions"] == ["s3:PutObject"]]
+        assert put["resources"][0].endswith(f"/certificates/{peer}.pem"), put
+
+
+def test_replication_with_a_certificate_of_the_users_skips_verification(app):
+    """A user's certificate names a host; replication reaches the nodes at addresses, so nothing to pin."""
+    settings = HarborHaSettings().replace(
+        tls_certificate="arn:aws:secretsmanager:us-east-1:123456789012:secret:harbor-tls-AbCdEf")
+    stack = stack_class("master-slaves")(app, "solution-master-slaves-own-certificate", settings=settings,
+                                         local_endpoint=TEST_LOCAL_ENDPOINT)
+    doc = json.loads(CdktfTesting.synth(stack))
+    master = next(i for i in instances(doc) if "master" in i["tags"]["Name"])
+    (configure,) = [c for c in _argv_commands(master) if c[:2] == ["python3", "/opt/harbor-ha/replication.py"]]
+    assert configure[-1] == "--insecure" and "--ca-bundle" not in configure
+    assert "gather-peer-certificates.sh" not in master["user_data"]
+    assert not [g for g in resources(doc, "aws_iam_role_policy").values() if "publish" in g["name"]]
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ from harbor_ha.constructs.harbor_host import HARBOR_PORTS, HarborHosts, check_co
 from harbor_ha.constructs.static_ips import PlacedAddress
 from harbor_ha.harbor_boot import harbor_cloud_config
 from harbor_ha.harbor_config import ExternalDatabase, ExternalRedis, HarborConfig, S3Storage
+from harbor_ha.settings import SELF_SIGNED
 
 MAX_NODES = 20
 
@@ -58,7 +59,7 @@ class HarborFleetProps:
     """Networks allowed SSH. Default none: no SSH rule (use SSM Session Manager)."""
     volume_gib: int = 100
     """Root volume in GiB, 20 to 16384. Default 100."""
-    tls_certificate: str = "self-signed"
+    tls_certificate: str = SELF_SIGNED
     """``self-signed`` (one certificate for the whole fleet, made by the first node) or the ARN of a Secrets
     Manager secret holding ``{"certificate": PEM, "private_key": PEM}``. Default ``self-signed``."""
     extra_cloud_config: CloudConfig | None = None

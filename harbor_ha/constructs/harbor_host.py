@@ -22,7 +22,7 @@ from harbor_ha.aws import (
     VpcSecurityGroupIngressRule,
 )
 from harbor_ha.constructs.connections import Connectable, allow_egress_tcp, allow_tcp, allow_tcp_from_cidr
-from harbor_ha.settings import REDIS_TLS_SINCE, SECRET_ARN_RE, parse_version
+from harbor_ha.settings import REDIS_TLS_SINCE, SECRET_ARN_RE, SELF_SIGNED, parse_version
 from harbor_ha.constructs.data_tier import customer_key, grant, require, secret_reader_statements, statement
 
 AL2023_X86_64 = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
@@ -40,7 +40,7 @@ def check_common_props(props: object) -> None:
             props.instance_type, "an EC2 instance type such as m6i.large")
     require(isinstance(props.volume_gib, int) and 20 <= props.volume_gib <= 16384, "volume_gib", props.volume_gib,
             "a whole number from 20 to 16384")
-    require(props.tls_certificate == "self-signed" or SECRET_ARN_RE.match(props.tls_certificate or ""),
+    require(props.tls_certificate == SELF_SIGNED or SECRET_ARN_RE.match(props.tls_certificate or ""),
             "tls_certificate", props.tls_certificate,
             "'self-signed' or the ARN of a Secrets Manager secret holding {\"certificate\", \"private_key\"}")
     for cidr in props.ssh_cidrs:
@@ -102,7 +102,7 @@ class HarborHosts(Construct):
                                     lifecycle=TerraformResourceLifecycle(ignore_changes=["secret_string"]))
         self.admin_secret_arn = admin.arn
         self.grant("read-admin-password", secret_reader_statements(admin.arn, self.key.arn))
-        self.tls_secret_arn = "" if tls_certificate == "self-signed" else tls_certificate
+        self.tls_secret_arn = "" if tls_certificate == SELF_SIGNED else tls_certificate
         if self.tls_secret_arn:
             self.grant("read-tls-certificate", [
                 statement(["secretsmanager:GetSecretValue"], [self.tls_secret_arn]),

@@ -22,7 +22,7 @@ from harbor_ha.constructs.harbor_host import HARBOR_PORTS, HarborHosts, check_co
 from harbor_ha.constructs.storage import RegistryStorage, RegistryStorageProps
 from harbor_ha.harbor_boot import harbor_cloud_config
 from harbor_ha.harbor_config import HarborConfig, S3Storage
-from harbor_ha.settings import NODE_STORAGE
+from harbor_ha.settings import NODE_STORAGE, SELF_SIGNED
 
 DATA_DEVICE = "/dev/sdf"
 
@@ -54,7 +54,7 @@ class StandaloneHarborNodeProps:
     """Root volume in GiB, 20 to 16384. Default 100."""
     ssh_cidrs: tuple[str, ...] = ()
     """Networks allowed SSH. Default none: no SSH rule (use SSM Session Manager)."""
-    tls_certificate: str = "self-signed"
+    tls_certificate: str = SELF_SIGNED
     """``self-signed`` (made on the node) or the ARN of a Secrets Manager secret holding
     ``{"certificate": PEM, "private_key": PEM}``. Default ``self-signed``."""
     force_destroy: bool = False

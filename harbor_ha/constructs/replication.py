@@ -10,6 +10,13 @@ boot (the source's role may read exactly those secrets). The same run can be rep
 With ``pull_only_peers`` each peer (a master-slaves replica) also fetches the configurator and runs it as
 its pull-only guard (``replication.py --pull-only``) at boot and then every five minutes from a systemd
 timer: users keep Guest roles at most, so only the replication account pushes.
+
+TLS (``tls_trust="pinned"``, the default): a node without a certificate of the user's makes a self-signed
+one, valid for its public and private addresses and 127.0.0.1. Each peer puts its certificate into the carrier
+bucket (``certificates/<peer>.pem``, the one object its role may write there) right after its Harbor starts;
+the source gathers them with its own into one CA bundle (``gather-peer-certificates.sh``, which waits for
+peers still booting) that the configurator verifies with and hands to the source's Harbor as each registry
+endpoint's ``ca_certificate``. So replication is verified end to end without a deployment-wide CA.
 """
 
 from __future__ import annotations
@@ -22,9 +29,15 @@ from harbor_ha.aws import Construct, Fn, S3Object
 from harbor_ha.cloud_init import CloudConfig, WriteFile
 from harbor_ha.constructs.data_tier import require
 from harbor_ha.constructs.storage import RegistryStorage, RegistryStorageProps
+from harbor_ha.harbor_boot import SCRIPT_DIR, boot_script
+from harbor_ha.harbor_config import STATE_DIR
 
 CONFIGURATOR = Path(__file__).resolve().parent.parent / "replication.py"
 CONFIGURATOR_PATH = "/opt/harbor-ha/replication.py"
+TLS_TRUST = ("pinned", "system", "none")
+OWN_CERTIFICATE = f"{STATE_DIR}/tls/server.crt"
+PEER_BUNDLE = f"{STATE_DIR}/replication-ca.pem"
+RUN_STEP = f"{SCRIPT_DIR}/run-step.sh"
 
 
 @dataclass(frozen=True)
@@ -46,9 +59,12 @@ class HarborReplicationProps:
     pull_only_peers: bool = False
     """Keep every peer pull-only for its users (Guest roles, admin-only projects; see module doc). Default
     False: master-master's peers take pushes too."""
-    verify_tls: bool = False
-    """Check the peers' certificates. Default False: nodes with ``self-signed`` certificates cannot be
-    checked; set True when every node has a certificate from ``tls_certificate``."""
+    tls_trust: str = "pinned"
+    """How the source verifies the HTTPS certificates of the peers (and the nodes their own Harbor):
+    ``pinned`` (default) trusts exactly the certificate each node serves, which every peer puts into the
+    carrier bucket at boot (nodes with self-signed certificates, valid for their addresses); ``system``:
+    the system trust store (every node serves a CA-issued certificate for the address it is reached at);
+    ``none``: no verification (a certificate that names a host while the nodes are reached at addresses)."""
 
     def __post_init__(self) -> None:
         require(len(self.peers) >= 1, "peers", len(self.peers), "one or more (name, node) pairs")
@@ -57,6 +73,7 @@ class HarborReplicationProps:
                                                      for n in names), "peers", names,
                 "distinct names of lower-case letters, digits and '-'")
         require(len(self.schedule.split()) == 6, "schedule", self.schedule, "a 6-field Harbor cron")
+        require(self.tls_trust in TLS_TRUST, "tls_trust", self.tls_trust, " or ".join(TLS_TRUST))
 
 
 class HarborReplication(Construct):
@@ -65,6 +82,18 @@ class HarborReplication(Construct):
     def __init__(self, scope: Construct, id_: str, *, props: HarborReplicationProps) -> None:
         super().__init__(scope, id_)
         source = props.source
+        carrier = RegistryStorage(self, "carrier", props=RegistryStorageProps(
+            name=f"{props.name}-repl", force_destroy=props.force_destroy))
+        configurator = S3Object(self, "configurator", bucket=carrier.bucket_name, key="harbor-ha/replication.py",
+                                content=CONFIGURATOR.read_text(), content_type="text/x-python")
+        fetch = ("aws", "s3", "cp", "--only-show-errors", "--region", carrier.region,
+                 Fn.join("", ["s3://", carrier.bucket_name, "/", configurator.key]), CONFIGURATOR_PATH)
+        pinned = props.tls_trust == "pinned"
+        # What the configurator and the pull-only guard verify HTTPS with.
+        source_tls: tuple[str, ...] = {"pinned": ("--ca-bundle", PEER_BUNDLE), "system": (),
+                                       "none": ("--insecure",)}[props.tls_trust]
+        own_tls: tuple[str, ...] = ("--ca-bundle", OWN_CERTIFICATE) if pinned else source_tls
+
         command = ["python3", CONFIGURATOR_PATH, "--local", "https://127.0.0.1",
                    "--local-secret", source.admin_secret_arn, "--schedule", props.schedule]
         for name, peer in props.peers:
@@ -77,20 +106,23 @@ class HarborReplication(Construct):
                 address = peer.private_ip
             command += ["--peer", Fn.join("", [f"{name}=https://", address]),
                         "--peer-secret", Fn.join("", [f"{name}=", peer.admin_secret_arn])]
-        tls = () if props.verify_tls else ("--insecure",)
-        self.command = (*command, *tls)
-        carrier = RegistryStorage(self, "carrier", props=RegistryStorageProps(
-            name=f"{props.name}-repl", force_destroy=props.force_destroy))
-        configurator = S3Object(self, "configurator", bucket=carrier.bucket_name, key="harbor-ha/replication.py",
-                                content=CONFIGURATOR.read_text(), content_type="text/x-python")
-        fetch = ("aws", "s3", "cp", Fn.join("", ["s3://", carrier.bucket_name, "/", configurator.key]),
-                 CONFIGURATOR_PATH)
+            if pinned:
+                key = f"certificates/{name}.pem"
+                peer.needed_at_boot(carrier.grant_put_object(peer.role, key, f"publish-{name}-certificate"))
+                peer.add_cloud_config(CloudConfig(commands=(("aws", "s3", "cp", "--only-show-errors", "--region",
+                                                             carrier.region, OWN_CERTIFICATE,
+                                                             Fn.join("", ["s3://", carrier.bucket_name, "/", key])),)))
+        self.command = (*command, *source_tls)
+
         source.needed_at_boot(carrier.grant_read(source.role))
-        source.add_cloud_config(CloudConfig(commands=(fetch, self.command)))
+        gather = (RUN_STEP, "gather-peer-certificates.sh", carrier.region, carrier.bucket_name, PEER_BUNDLE,
+                  *(name for name, _ in props.peers))
+        source.add_cloud_config(CloudConfig(files=(boot_script("gather-peer-certificates.sh"),) if pinned else (),
+                                            commands=(fetch, *((gather,) if pinned else ()), self.command)))
         if props.pull_only_peers:
             for _, peer in props.peers:
                 guard = ("/usr/bin/python3", CONFIGURATOR_PATH, "--pull-only", "--local", "https://127.0.0.1",
-                         "--local-secret", peer.admin_secret_arn, *tls)
+                         "--local-secret", peer.admin_secret_arn, *own_tls)
                 peer.needed_at_boot(carrier.grant_read(peer.role))
                 peer.add_cloud_config(pull_only_guard(fetch, guard))
 

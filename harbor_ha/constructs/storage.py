@@ -106,6 +106,13 @@ class RegistryStorage(Construct):
             statement(("kms:Decrypt",), [self.kms_key_arn]),
         ])
 
+    def grant_put_object(self, role: IamRole, key: str, purpose: str) -> IamRolePolicy:
+        """Let ``role`` write the one object ``key`` (e.g. a node publishing its certificate), nothing more."""
+        return grant(self, role, purpose, [
+            statement(("s3:PutObject",), [f"{self.bucket_arn}/{key}"]),
+            statement(("kms:GenerateDataKey",), [self.kms_key_arn]),
+        ])
+
     def grant_read_write(self, role: IamRole) -> IamRolePolicy:
         """Let ``role`` do exactly what Harbor's registry storage driver does on this bucket and its key."""
         return grant(self, role, "read-write", [

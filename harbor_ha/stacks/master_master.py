@@ -19,7 +19,7 @@ from harbor_ha.constructs.region import RegionScope
 from harbor_ha.constructs.replication import HarborReplication, HarborReplicationProps
 from harbor_ha.settings import HarborHaSettings
 from harbor_ha.stacks.base import HarborHaStack
-from harbor_ha.stacks.master_slaves import standalone_props
+from harbor_ha.stacks.master_slaves import replication_tls_trust, standalone_props
 
 
 class MasterMasterStack(HarborHaStack):
@@ -43,7 +43,7 @@ class MasterMasterStack(HarborHaStack):
             # In the source's region: the configurator's carrier bucket sits beside the node that fetches it.
             HarborReplication(scope_, f"replication-{label}", props=HarborReplicationProps(
                 source=node, peers=[(f"harbor-{peer_label}", peer)], over_internet=True, name=f"{s.name}-{label}",
-                force_destroy=not s.effective_deletion_protection))
+                tls_trust=replication_tls_trust(s), force_destroy=not s.effective_deletion_protection))
 
         for _, label, node in sites:
             self.output(f"harbor_{label}_url", node.url, f"Harbor {label.upper()} at its Elastic IP")

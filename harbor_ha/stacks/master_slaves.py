@@ -27,7 +27,7 @@ from harbor_ha.aws import Construct, Route53HealthCheck, Route53Record, Route53Z
 from harbor_ha.constructs.harbor_node import StandaloneHarborNode, StandaloneHarborNodeProps
 from harbor_ha.constructs.network import HarborNetwork, HarborNetworkProps
 from harbor_ha.constructs.replication import HarborReplication, HarborReplicationProps
-from harbor_ha.settings import HarborHaSettings
+from harbor_ha.settings import SELF_SIGNED, HarborHaSettings
 from harbor_ha.stacks.base import HarborHaStack
 
 HEALTHY_BODY = '"status":"healthy"'
@@ -41,6 +41,12 @@ def standalone_props(settings: HarborHaSettings, network, name: str, zone_index:
         harbor_version=settings.harbor_version, volume_gib=settings.harbor_volume_gib,
         ssh_cidrs=tuple(settings.ssh_cidrs), tls_certificate=settings.tls_certificate,
         force_destroy=not settings.effective_deletion_protection)
+
+
+def replication_tls_trust(settings: HarborHaSettings) -> str:
+    """Self-signed nodes trust each other's pinned certificates; a ``tls_certificate`` of the user's names a
+    host while replication reaches the nodes at their addresses, so it cannot be verified there."""
+    return "pinned" if settings.tls_certificate == SELF_SIGNED else "none"
 
 
 class MasterSlavesStack(HarborHaStack):
@@ -58,7 +64,8 @@ class MasterSlavesStack(HarborHaStack):
             node.allow_from_cidrs(s.admin_cidrs)
         HarborReplication(self, "replication", props=HarborReplicationProps(
             source=master, peers=[(f"replica-{i}", replica) for i, replica in enumerate(replicas)], name=s.name,
-            pull_only_peers=True, force_destroy=not s.effective_deletion_protection))
+            pull_only_peers=True, tls_trust=replication_tls_trust(s),
+            force_destroy=not s.effective_deletion_protection))
 
         zone_name = s.hostname or f"{s.name}.harbor-ha.internal"
         zone = Route53Zone(self, "zone", name=zone_name, comment=f"{s.name}: Harbor push and pull endpoints",

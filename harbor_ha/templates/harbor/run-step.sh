@@ -1,6 +1,6 @@
 #!/bin/bash
-# Runs one boot step (a script beside this one) with the node's settings, /etc/harbor-ha/harbor.env
-# (names and ARNs that Terraform wrote into user-data), in its environment.
+# Runs one boot step (a script beside this one, given the arguments after its name) with the node's
+# settings, /etc/harbor-ha/harbor.env (names and ARNs that Terraform wrote into user-data), in its environment.
 set -euo pipefail
 set -a
 # shellcheck source=/dev/null
@@ -13,4 +13,4 @@ if [ -z "${HARBOR_HOSTNAME:-}" ] && [ -n "${VIP_NAME:-}" ]; then
     --query 'Addresses[0].PublicIp' --output text)
   export HARBOR_HOSTNAME
 fi
-exec "$(dirname "$0")/$1"
+exec "$(dirname "$0")/$1" "${@:2}"
