@@ -12,11 +12,21 @@ LOCAL_ACCESS_KEY = "harbor-ha-local"
 LOCAL_ENDPOINT_ENV = "HARBOR_HA_LOCAL_ENDPOINT"
 
 
+# Where the stacks keep Terraform state, in the project: ``<this>/<target>/<stack id>.tfstate``.
+TERRAFORM_STATE = Path(".harbor-ha") / "state"
+
+
 def state_dir(project_dir: str | os.PathLike | None = None) -> Path:
-    """Where harbor-ha keeps Terraform state and the emulator's pid file: ``$HARBOR_HA_STATE_DIR`` or
+    """Where harbor-ha keeps the emulator's files (pid, endpoint, data): ``$HARBOR_HA_STATE_DIR`` or
     ``.harbor-ha`` in the project."""
     configured = os.environ.get("HARBOR_HA_STATE_DIR")
     return Path(configured) if configured else Path(project_dir or os.getcwd()) / ".harbor-ha"
+
+
+def terraform_state_dir(project_dir: str | os.PathLike | None, target: str) -> Path:
+    """The Terraform state files of ``target``'s stacks: always in the project (the stacks name them relative
+    to where terraform runs, whatever ``$HARBOR_HA_STATE_DIR`` says)."""
+    return Path(project_dir or os.getcwd()) / TERRAFORM_STATE / target
 
 
 def local_endpoint(project_dir: str | os.PathLike | None = None) -> str:

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import threading
+import time
 from urllib.parse import urlparse
 
 import boto3
 import pytest
 
 from harbor_ha.local import emulator
+from harbor_ha.local.server import serialized
 from harbor_ha.provider import LOCAL_SERVICES
 from harbor_ha.settings import HarborHaSettings
 from harbor_ha.stacks import STACK_CLASSES, stack_class
@@ -86,6 +89,13 @@ def test_start_reuse_reset_stop(project):
     assert not emulator.stop(project)
 
 
+def test_reset_deletes_the_state_the_stacks_write_in_the_project_wherever_the_emulator_lives(
+        project, tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("HARBOR_HA_STATE_DIR", str(tmp_path_factory.mktemp("emulator-files")))
+    _state(project, [{"type": "aws_instance"}])
+    assert [p.name for p in emulator.reset(project)] == ["active-active.tfstate"]
+
+
 def test_died_with_state_left_offers_reset(project):
     running, _ = emulator.start(project)
     _state(project, [{"type": "aws_instance"}])
@@ -100,3 +110,30 @@ def test_died_with_state_left_offers_reset(project):
 def test_empty_state_does_not_block_a_start(project):
     _state(project, [])
     assert emulator.start(project)[1]
+
+
+def test_the_emulator_handles_one_request_at_a_time():
+    """Moto is not safe for concurrent requests; the server hands it one at a time, the whole body included."""
+    active, most = [0], [0]
+    guard = threading.Lock()
+
+    def slow_app(environ, start_response):
+        with guard:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        time.sleep(0.02)
+        with guard:
+            active[0] -= 1
+        start_response("200 OK", [])
+        yield environ["PATH_INFO"].encode()
+
+    app = serialized(slow_app)
+    bodies: list[list[bytes]] = []
+    threads = [threading.Thread(target=lambda i=i: bodies.append(app({"PATH_INFO": f"/{i}"}, lambda *a: None)))
+               for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most[0] == 1
+    assert sorted(bodies) == sorted([[f"/{i}".encode()] for i in range(8)])

@@ -21,7 +21,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from harbor_ha.target import state_dir
+from harbor_ha.target import state_dir, terraform_state_dir
 
 # moto's account id: what the local target reports as "the account" before a change.
 ACCOUNT_ID = "123456789012"
@@ -49,7 +49,7 @@ def local_dir(project_dir: str | os.PathLike | None = None) -> Path:
 def local_state_files(project_dir: str | os.PathLike | None = None) -> list[Path]:
     """Terraform state files of the local target that record at least one resource."""
     files = []
-    for path in sorted((state_dir(project_dir) / "state" / "local").glob("*.tfstate")):
+    for path in sorted(terraform_state_dir(project_dir, "local").glob("*.tfstate")):
         try:
             if json.loads(path.read_text()).get("resources"):
                 files.append(path)
@@ -139,7 +139,7 @@ def reset(project_dir: str | os.PathLike | None = None) -> list[Path]:
         with urllib.request.urlopen(request, timeout=30):
             pass
     removed = []
-    for path in sorted((state_dir(project_dir) / "state" / "local").glob("*.tfstate*")):
+    for path in sorted(terraform_state_dir(project_dir, "local").glob("*.tfstate*")):
         path.unlink()
         removed.append(path)
     return removed

@@ -1,9 +1,28 @@
 """The emulator process: ``python -m harbor_ha.local.server --port N``. Applies the gap patches, then serves
-moto on loopback only."""
+moto on loopback only, one request at a time.
+
+Moto's backends are not safe for concurrent requests (its documentation says so): with Terraform's ten
+parallel operations, two changes to one security group's rule list could lose one of them (a rule that
+Terraform created missing at destroy, or a create reported as a duplicate). Connections are still
+accepted concurrently; only moto's handling of each request is serialized (``serialized``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import threading
+from typing import Any, Callable, Iterable
+
+
+def serialized(app: Callable[..., Iterable[bytes]]) -> Callable[..., list[bytes]]:
+    """The WSGI application ``app``, run by one request at a time, its body produced inside the lock."""
+    lock = threading.Lock()
+
+    def run_alone(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        with lock:
+            return list(app(environ, start_response))
+
+    return run_alone
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -18,8 +37,8 @@ def main(argv: list[str] | None = None) -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
-    server = make_server(args.host, args.port, DomainDispatcherApplication(create_backend_app), threaded=True,
-                         request_handler=MotoRequestHandler)
+    server = make_server(args.host, args.port, serialized(DomainDispatcherApplication(create_backend_app)),
+                         threaded=True, request_handler=MotoRequestHandler)
     print(f"harbor-ha local AWS emulator listening on http://{args.host}:{args.port}", flush=True)
     server.serve_forever()
 

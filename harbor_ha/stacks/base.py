@@ -6,6 +6,7 @@ from __future__ import annotations
 from harbor_ha.aws import AwsProvider, Construct, Fn, LocalBackend, TerraformOutput, TerraformStack
 from harbor_ha.provider import aws_provider
 from harbor_ha.settings import HarborHaSettings
+from harbor_ha.target import TERRAFORM_STATE
 
 
 class HarborHaStack(TerraformStack):
@@ -20,7 +21,7 @@ class HarborHaStack(TerraformStack):
         self.settings = settings
         self._local_endpoint = local_endpoint
         # Relative to cdktf.out/stacks/<id>, where cdktf and harbor-ha run terraform: the project's .harbor-ha.
-        LocalBackend(self, path=f"../../../.harbor-ha/state/{settings.target}/{id_}.tfstate")
+        LocalBackend(self, path=f"../../../{TERRAFORM_STATE.as_posix()}/{settings.target}/{id_}.tfstate")
         self.provider = aws_provider(self, settings, endpoint=local_endpoint)
 
     def regional_provider(self, region: str, alias: str) -> AwsProvider:
