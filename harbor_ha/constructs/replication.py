@@ -17,6 +17,9 @@ bucket (``certificates/<peer>.pem``, the one object its role may write there) ri
 the source gathers them with its own into one CA bundle (``gather-peer-certificates.sh``, which waits for
 peers still booting) that the configurator verifies with and hands to the source's Harbor as each registry
 endpoint's ``ca_certificate``. So replication is verified end to end without a deployment-wide CA.
+A replaced peer publishes its new certificate at boot; until the source gathers again and re-runs the
+configurator (``run-step.sh gather-peer-certificates.sh ...`` then the configurator's command, which updates
+the endpoint's ``ca_certificate``), replication to that peer fails verification instead of trusting it.
 """
 
 from __future__ import annotations
