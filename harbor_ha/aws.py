@@ -84,6 +84,7 @@ from cdktf_cdktf_provider_aws.data_aws_ssm_parameter import DataAwsSsmParameter 
 from cdktf_cdktf_provider_aws.db_instance import DbInstance  # noqa: E402
 from cdktf_cdktf_provider_aws.db_parameter_group import DbParameterGroup, DbParameterGroupParameter  # noqa: E402
 from cdktf_cdktf_provider_aws.db_subnet_group import DbSubnetGroup  # noqa: E402
+from cdktf_cdktf_provider_aws.default_security_group import DefaultSecurityGroup  # noqa: E402
 from cdktf_cdktf_provider_aws.ebs_volume import EbsVolume  # noqa: E402
 from cdktf_cdktf_provider_aws.eip import Eip  # noqa: E402
 from cdktf_cdktf_provider_aws.eip_association import EipAssociation  # noqa: E402

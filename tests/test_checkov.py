@@ -30,7 +30,6 @@ OPEN_FINDINGS = {
     "CKV_AWS_118": "database: RDS enhanced monitoring (needs a monitoring role)",
     "CKV_AWS_18": "storage: S3 server access logging of the image bucket",
     "CKV2_AWS_11": "network: VPC flow logs",
-    "CKV2_AWS_12": "network: the VPC's default security group should allow nothing (aws_default_security_group)",
     "CKV2_AWS_64": "data_tier.customer_key and harbor_fleet: an explicit KMS key policy",
     "CKV_AWS_135": "harbor_host and lb_pair: ebs_optimized on the instances",
     "CKV_AWS_126": "lb_pair: detailed monitoring of the directors (the Harbor hosts have it on aws)",

@@ -26,7 +26,8 @@ AVAILABLE = [name for name, target in STACK_CLASSES.items()
 SERVICE_OF_PREFIX = {
     "aws_instance": "ec2", "aws_eip": "ec2", "aws_vpc": "ec2", "aws_subnet": "ec2", "aws_route": "ec2",
     "aws_internet_gateway": "ec2", "aws_nat_gateway": "ec2", "aws_network_interface": "ec2",
-    "aws_security_group": "ec2", "aws_ebs": "ec2", "aws_volume_attachment": "ec2", "aws_ami": "ec2",
+    "aws_security_group": "ec2", "aws_default_security_group": "ec2", "aws_ebs": "ec2",
+    "aws_volume_attachment": "ec2", "aws_ami": "ec2",
     "aws_availability_zones": "ec2", "aws_key_pair": "ec2", "aws_launch_template": "ec2",
     "aws_s3": "s3", "aws_iam_policy_document": None, "aws_iam": "iam", "aws_kms": "kms", "aws_db": "rds",
     "aws_rds": "rds", "aws_elasticache": "elasticache", "aws_secretsmanager": "secretsmanager", "aws_ssm": "ssm",

@@ -61,6 +61,10 @@ def test_new_vpc_spans_the_zones_with_a_nat_gateway_per_zone(app, stack_id, sett
     associations = resources(doc, "aws_route_table_association").values()
     assert {a["subnet_id"] for a in associations} == {ref("aws_subnet", name) for name, _ in subnets.values()}
 
+    (default_group,) = resources(doc, "aws_default_security_group").values()
+    assert default_group["vpc_id"] == ref("aws_vpc", vpc_name)
+    assert "ingress" not in default_group and "egress" not in default_group, "the default group admits nothing"
+
     (endpoint,) = resources(doc, "aws_vpc_endpoint").values()
     assert endpoint["vpc_endpoint_type"] == "Gateway"
     assert endpoint["service_name"].startswith("com.amazonaws.${data.aws_region.") and endpoint["service_name"].endswith(".s3")

@@ -2,8 +2,9 @@
 
 A new VPC gets one public and one private subnet per AZ, an internet gateway, NAT for the private subnets
 (one gateway per AZ so an AZ outage does not cut the others off, or a single cheaper one) and an S3
-gateway endpoint so image layers reach the registry bucket without crossing NAT. An existing VPC is only
-looked up: nothing is created in it here.
+gateway endpoint so image layers reach the registry bucket without crossing NAT. Its default security group
+is emptied: nothing of harbor-ha uses it, and a resource placed in it by mistake then reaches nothing. An
+existing VPC is only looked up: nothing is created in it here.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import re
 from dataclasses import dataclass
 
 from harbor_ha.aws import (
-    Construct, DataAwsRegion, DataAwsSubnet, DataAwsVpc, Eip, InternetGateway, NatGateway, Postcondition, Route,
-    RouteTable, RouteTableAssociation, Subnet, TerraformResourceLifecycle, Vpc, VpcEndpoint,
+    Construct, DataAwsRegion, DataAwsSubnet, DataAwsVpc, DefaultSecurityGroup, Eip, InternetGateway, NatGateway,
+    Postcondition, Route, RouteTable, RouteTableAssociation, Subnet, TerraformResourceLifecycle, Vpc, VpcEndpoint,
 )
 from harbor_ha.constructs.data_tier import require
 
@@ -116,6 +117,8 @@ class HarborNetwork(Construct):
         public_cidrs, private_cidrs = split_cidr(props.vpc_cidr, len(zones))
         vpc = Vpc(self, "vpc", cidr_block=props.vpc_cidr, enable_dns_support=True, enable_dns_hostnames=True,
                   tags={"Name": props.name})
+        # No ingress or egress rules given: Terraform removes the default ones (allow all within the group, all out).
+        DefaultSecurityGroup(self, "default-security-group", vpc_id=vpc.id, tags={"Name": f"{props.name}-default"})
         gateway = InternetGateway(self, "internet-gateway", vpc_id=vpc.id, tags={"Name": props.name})
         public_table = RouteTable(self, "public-routes", vpc_id=vpc.id, tags={"Name": f"{props.name}-public"})
         Route(self, "public-default", route_table_id=public_table.id, destination_cidr_block="0.0.0.0/0",
