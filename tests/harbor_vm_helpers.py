@@ -87,9 +87,12 @@ def check_hardened(doc: dict, instance: dict, volume_gib: int) -> None:
     assert instance["depends_on"], "instances must wait for their role's policies"
 
 
+def policy_statements(doc: dict, role_policy: dict) -> list[dict]:
+    """The statements of one inline role policy (an ``aws_iam_role_policy`` body) of ``doc``."""
+    document = re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(.+)\.json\}", role_policy["policy"]).group(1)
+    return doc["data"]["aws_iam_policy_document"][document]["statement"]
+
+
 def role_policies(doc: dict) -> dict[str, list[dict]]:
     """Statements of every inline role policy, by policy name."""
-    documents = doc["data"]["aws_iam_policy_document"]
-    return {body["name"]: documents[re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(.+)\.json\}",
-                                                   body["policy"]).group(1)]["statement"]
-            for body in resources(doc, "aws_iam_role_policy").values()}
+    return {body["name"]: policy_statements(doc, body) for body in resources(doc, "aws_iam_role_policy").values()}

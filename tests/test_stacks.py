@@ -19,7 +19,7 @@ from harbor_ha.stacks import stack_class
 from harbor_ha.terraform_config import terraform_env
 
 from conftest import IN_CI, PROJECT, TEST_LOCAL_ENDPOINT, CdktfTesting, require_tool, resources
-from harbor_vm_helpers import PLAINTEXT_SECRETS, without_references, written_files
+from harbor_vm_helpers import PLAINTEXT_SECRETS, policy_statements, without_references, written_files
 from test_keepalived import check_installed_config
 
 
@@ -186,10 +186,8 @@ def test_master_slaves_replicas_run_the_pull_only_guard_at_boot_and_from_a_syste
     # Master and replicas only read the configurator's bucket.
     grants = [g for g in resources(doc, "aws_iam_role_policy").values() if g["name"] == "carrier-read"]
     assert len({g["role"] for g in grants}) == 1 + len(replicas)
-    documents = doc["data"]["aws_iam_policy_document"]
     for policy in grants:
-        statements = documents[re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(.+)\.json\}",
-                                            policy["policy"]).group(1)]["statement"]
+        statements = policy_statements(doc, policy)
         assert sorted(a for s in statements for a in s["actions"]) == ["kms:Decrypt", "s3:GetObject"]
 
 
@@ -237,14 +235,11 @@ def test_replication_verifies_every_harbor_with_the_certificates_the_peers_publi
             assert checked.returncode == 0, checked.stdout
     assert published == gathered and gathered, "every peer a source waits for publishes its certificate"
     # A peer may write its own certificate's object and nothing else.
-    documents = doc["data"]["aws_iam_policy_document"]
     grants = [g for g in resources(doc, "aws_iam_role_policy").values() if g["name"].startswith("carrier-publish-")]
     assert len(grants) == len(published)
     for policy in grants:
         peer = re.fullmatch(r"carrier-publish-(.+)-certificate", policy["name"]).group(1)
-        statements = documents[re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(.+)\.json\}",
-                                            policy["policy"]).group(1)]["statement"]
-        (put,) = [s for s in statements if s["actions"] == ["s3:PutObject"]]
+        (put,) = [s for s in policy_statements(doc, policy) if s["actions"] == ["s3:PutObject"]]
         assert put["resources"][0].endswith(f"/certificates/{peer}.pem"), put
 
 
