@@ -43,6 +43,11 @@ def zone_of(doc: dict, instance: dict) -> str:
     return resources(doc, "aws_subnet")[subnet]["availability_zone"]
 
 
+def argv_commands(instance: dict) -> list[list[str]]:
+    """The instance's first-boot commands given as argv (cloud-init runcmd lists)."""
+    return [c for c in yaml.safe_load(instance["user_data"])["runcmd"] if isinstance(c, list)]
+
+
 def role_of(instance: dict) -> str:
     return instance["tags"].get("harbor-ha:role", "lb")
 
@@ -142,8 +147,7 @@ def test_master_slaves_replicates_from_the_master_and_spreads_pulls_over_healthy
     doc = stacks["master-slaves"][1]
     assert len(instances(doc)) == 1 + HarborHaSettings().replica_count
     master = next(i for i in instances(doc) if "master" in i["tags"]["Name"])
-    commands = yaml.safe_load(master["user_data"])["runcmd"]
-    fetch, replicate = [c for c in commands if isinstance(c, list) and "/opt/harbor-ha/replication.py" in c]
+    fetch, replicate = [c for c in argv_commands(master) if "/opt/harbor-ha/replication.py" in c]
     assert fetch[:3] == ["aws", "s3", "cp"], "the configurator comes from its carrier bucket"
     assert replicate[:2] == ["python3", "/opt/harbor-ha/replication.py"]
     assert "--peer" in replicate and "--peer-secret" in replicate
@@ -161,7 +165,7 @@ def test_master_slaves_replicas_run_the_pull_only_guard_at_boot_and_from_a_syste
     assert len(replicas) == HarborHaSettings().replica_count
     analyze = require_tool("systemd-analyze")
     for replica in replicas:
-        commands = [c for c in yaml.safe_load(replica["user_data"])["runcmd"] if isinstance(c, list)]
+        commands = argv_commands(replica)
         assert ["systemctl", "start", "harbor-ha-pull-only.service"] in commands
         assert ["systemctl", "enable", "--now", "harbor-ha-pull-only.timer"] in commands
         fetch = next(c for c in commands if c[:3] == ["aws", "s3", "cp"])
@@ -199,13 +203,8 @@ def test_master_master_holds_two_providers_in_two_regions_replicating_both_ways(
     by_provider = [i.get("provider") for i in instances(doc)]
     assert sorted(by_provider, key=str) == sorted([None, "aws.secondary"], key=str), "one Harbor per region"
     for instance in instances(doc):
-        commands = yaml.safe_load(instance["user_data"])["runcmd"]
-        assert any(isinstance(c, list) and "/opt/harbor-ha/replication.py" in c for c in commands)
+        assert any("/opt/harbor-ha/replication.py" in c for c in argv_commands(instance))
     assert {"harbor_a_url", "harbor_b_url"} <= set(doc["output"])
-
-
-def _argv_commands(instance: dict) -> list[list[str]]:
-    return [c for c in yaml.safe_load(instance["user_data"])["runcmd"] if isinstance(c, list)]
 
 
 @pytest.mark.parametrize("name", ["master-slaves", "master-master"])
@@ -213,7 +212,7 @@ def test_replication_verifies_every_harbor_with_the_certificates_the_peers_publi
     doc = stacks[name][1]
     published, gathered = set(), set()
     for instance in instances(doc):
-        commands = _argv_commands(instance)
+        commands = argv_commands(instance)
         for command in commands:
             assert "--insecure" not in command, instance["tags"]["Name"]
             if command[:3] == ["aws", "s3", "cp"] and command[-2] == "/etc/harbor-ha/tls/server.crt":
@@ -251,7 +250,7 @@ def test_replication_with_a_certificate_of_the_users_skips_verification(app):
                                          local_endpoint=TEST_LOCAL_ENDPOINT)
     doc = json.loads(CdktfTesting.synth(stack))
     master = next(i for i in instances(doc) if "master" in i["tags"]["Name"])
-    (configure,) = [c for c in _argv_commands(master) if c[:2] == ["python3", "/opt/harbor-ha/replication.py"]]
+    (configure,) = [c for c in argv_commands(master) if c[:2] == ["python3", "/opt/harbor-ha/replication.py"]]
     assert configure[-1] == "--insecure" and "--ca-bundle" not in configure
     assert "gather-peer-certificates.sh" not in master["user_data"]
     assert not [g for g in resources(doc, "aws_iam_role_policy").values() if "publish" in g["name"]]

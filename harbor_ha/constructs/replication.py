@@ -89,8 +89,13 @@ class HarborReplication(Construct):
             name=f"{props.name}-repl", force_destroy=props.force_destroy))
         configurator = S3Object(self, "configurator", bucket=carrier.bucket_name, key="harbor-ha/replication.py",
                                 content=CONFIGURATOR.read_text(), content_type="text/x-python")
-        fetch = ("aws", "s3", "cp", "--only-show-errors", "--region", carrier.region,
-                 Fn.join("", ["s3://", carrier.bucket_name, "/", configurator.key]), CONFIGURATOR_PATH)
+        def carried(key: str) -> str:
+            return Fn.join("", ["s3://", carrier.bucket_name, "/", key])
+
+        def copy(source: str, destination: str) -> tuple[str, ...]:
+            return ("aws", "s3", "cp", "--only-show-errors", "--region", carrier.region, source, destination)
+
+        fetch = copy(carried(configurator.key), CONFIGURATOR_PATH)
         pinned = props.tls_trust == "pinned"
         # What the configurator and the pull-only guard verify HTTPS with.
         source_tls: tuple[str, ...] = {"pinned": ("--ca-bundle", PEER_BUNDLE), "system": (),
@@ -112,9 +117,7 @@ class HarborReplication(Construct):
             if pinned:
                 key = f"certificates/{name}.pem"
                 peer.needed_at_boot(carrier.grant_put_object(peer.role, key, f"publish-{name}-certificate"))
-                peer.add_cloud_config(CloudConfig(commands=(("aws", "s3", "cp", "--only-show-errors", "--region",
-                                                             carrier.region, OWN_CERTIFICATE,
-                                                             Fn.join("", ["s3://", carrier.bucket_name, "/", key])),)))
+                peer.add_cloud_config(CloudConfig(commands=(copy(OWN_CERTIFICATE, carried(key)),)))
         self.command = (*command, *source_tls)
 
         source.needed_at_boot(carrier.grant_read(source.role))
