@@ -1,10 +1,10 @@
 """The emulator process: ``python -m harbor_ha.local.server --port N``. Applies the gap patches, then serves
 moto on loopback only, one request at a time.
 
-Moto's backends are not safe for concurrent requests (its documentation says so): with Terraform's ten
-parallel operations, two changes to one security group's rule list could lose one of them (a rule that
-Terraform created missing at destroy, or a create reported as a duplicate). Connections are still
-accepted concurrently; only moto's handling of each request is serialized (``serialized``).
+Moto's backends are not safe for concurrent requests (its documentation says so), and Terraform sends up
+to ten at once. Connections are still accepted concurrently; only moto's handling of each request is
+serialized (``serialized``). This did not end the occasional InvalidPermission.Duplicate / NotFound errors on
+security-group rules in the master-* e2e runs: their cause is still open.
 """
 
 from __future__ import annotations
