@@ -7,13 +7,15 @@ import importlib.util
 import json
 import threading
 import time
+import urllib.error
+import urllib.request
 from urllib.parse import urlparse
 
 import boto3
 import pytest
 
 from harbor_ha.local import emulator
-from harbor_ha.local.server import serialized
+from harbor_ha.local.server import replaying_retries, serialized
 from harbor_ha.provider import LOCAL_SERVICES
 from harbor_ha.settings import HarborHaSettings
 from harbor_ha.stacks import STACK_CLASSES, stack_class
@@ -138,3 +140,72 @@ def test_the_emulator_handles_one_request_at_a_time():
         thread.join()
     assert most[0] == 1
     assert sorted(bodies) == sorted([[f"/{i}".encode()] for i in range(8)])
+
+
+def _counting_app(status: str = "200 OK"):
+    calls: list[str] = []
+
+    def app(environ, start_response):
+        calls.append(environ["PATH_INFO"])
+        start_response(status, [("X-Call", str(len(calls)))])
+        return [f"call {len(calls)}".encode()]
+
+    return app, calls
+
+
+def _call(app, path: str, invocation: str | None, attempt: int = 1):
+    environ = {"PATH_INFO": path, "HTTP_AMZ_SDK_REQUEST": f"attempt={attempt}; max=3"}
+    if invocation:
+        environ["HTTP_AMZ_SDK_INVOCATION_ID"] = invocation
+    given = []
+    body = app(environ, lambda status, headers, *exc: given.extend([status, headers]))
+    return given[0], dict(given[1]), b"".join(body)
+
+
+def test_an_sdk_retry_gets_its_first_attempts_answer():
+    inner, calls = _counting_app()
+    app = replaying_retries(inner)
+    first = _call(app, "/authorize", "call-1")
+    assert _call(app, "/authorize", "call-1", attempt=2) == first
+    assert calls == ["/authorize"]
+    # Another call, a first attempt reusing an id, and a request without SDK headers all reach moto.
+    assert _call(app, "/authorize", "call-2", attempt=2)[2] == b"call 2"
+    assert _call(app, "/authorize", "call-1", attempt=1)[2] == b"call 3"
+    assert _call(app, "/authorize", None, attempt=2)[2] == b"call 4"
+
+
+def test_a_retry_after_a_server_error_is_carried_out_again():
+    inner, calls = _counting_app("500 Internal Server Error")
+    app = replaying_retries(inner)
+    _call(app, "/unimplemented", "call-1")
+    _call(app, "/unimplemented", "call-1", attempt=2)
+    assert len(calls) == 2
+
+
+def test_the_emulator_answers_a_retried_authorization_as_it_answered_the_first(project):
+    """The failure this prevents: the connection breaks after moto authorized a rule, the SDK retries, and
+    moto answers InvalidPermission.Duplicate for a rule the caller never saw created."""
+    running, _ = emulator.start(project)
+    ec2 = boto3.client("ec2", endpoint_url=running.endpoint, region_name="us-east-1",
+                       aws_access_key_id=LOCAL_ACCESS_KEY, aws_secret_access_key=LOCAL_ACCESS_KEY)
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    group = ec2.create_security_group(GroupName="web", Description="web", VpcId=vpc)["GroupId"]
+    sent = []
+    ec2.meta.events.register("before-send.ec2.AuthorizeSecurityGroupIngress",
+                             lambda request, **_: sent.append(request))
+    rule = dict(GroupId=group, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
+                                               "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}])
+    created = ec2.authorize_security_group_ingress(**rule)["SecurityGroupRules"][0]["SecurityGroupRuleId"]
+
+    def resend(headers: dict) -> bytes:
+        request = urllib.request.Request(sent[0].url, data=sent[0].body.encode(), headers=headers, method="POST")
+        with urllib.request.urlopen(request) as response:
+            return response.read()
+
+    retry = {**dict(sent[0].headers), "amz-sdk-request": "attempt=2; max=3"}
+    assert created.encode() in resend(retry)
+    rules = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group]}])
+    assert [r["SecurityGroupRuleId"] for r in rules["SecurityGroupRules"] if not r["IsEgress"]] == [created]
+    # A new call with the same rule is still refused: only retries are answered from memory.
+    with pytest.raises(urllib.error.HTTPError, match="400"):
+        resend({**retry, "amz-sdk-invocation-id": "another-call"})

@@ -1,20 +1,37 @@
 """The emulator process: ``python -m harbor_ha.local.server --port N``. Applies the gap patches, then serves
-moto on loopback only, one request at a time.
+moto on loopback only, one request at a time, answering an SDK's retry with what its first attempt got.
 
 Moto's backends are not safe for concurrent requests (its documentation says so), and Terraform sends up
 to ten at once. Connections are still accepted concurrently; only moto's handling of each request is
-serialized (``serialized``). This did not end the occasional InvalidPermission.Duplicate / NotFound errors on
-security-group rules in the master-* e2e runs: their cause is still open.
+serialized (``serialized``).
+
+Under load, a connection to the emulator now and then breaks after moto has carried out the request, before
+the client has read the answer; the AWS SDK then sends the same request again. For a call that is not
+idempotent the second attempt fails where the first succeeded: AuthorizeSecurityGroupIngress answers
+InvalidPermission.Duplicate, RevokeSecurityGroupIngress InvalidPermission.NotFound, and Terraform stops.
+Every AWS SDK marks its attempts of one call with the same ``amz-sdk-invocation-id`` header and counts them
+in ``amz-sdk-request: attempt=N``, so the emulator keeps the answers it gave (``replaying_retries``) and hands
+a retry its first attempt's answer.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
+import sys
 import threading
+from collections import OrderedDict
 from typing import Any, Callable, Iterable
 
+# How many answers the emulator keeps for retries: far more than the calls in flight during a deploy.
+REMEMBERED_ANSWERS = 4096
+# Answers larger than this (object downloads) are not kept; their calls are reads that a retry repeats safely.
+REMEMBERED_ANSWER_BYTES = 1 << 20
 
-def serialized(app: Callable[..., Iterable[bytes]]) -> Callable[..., list[bytes]]:
+WsgiApp = Callable[..., Iterable[bytes]]
+
+
+def serialized(app: WsgiApp) -> Callable[..., list[bytes]]:
     """The WSGI application ``app``, run by one request at a time, its body produced inside the lock."""
     lock = threading.Lock()
 
@@ -23,6 +40,41 @@ def serialized(app: Callable[..., Iterable[bytes]]) -> Callable[..., list[bytes]
             return list(app(environ, start_response))
 
     return run_alone
+
+
+def _attempt(environ: dict[str, Any]) -> int:
+    match = re.search(r"attempt=(\d+)", environ.get("HTTP_AMZ_SDK_REQUEST", ""))
+    return int(match.group(1)) if match else 1
+
+
+def replaying_retries(app: WsgiApp, log: Callable[[str], None] = lambda _: None) -> Callable[..., list[bytes]]:
+    """``app``, except that an SDK retry of a call ``app`` has answered (below 500) gets that answer again.
+
+    Must run inside ``serialized``: a retry that arrives while its first attempt is still being handled then
+    waits for it and finds its answer."""
+    answers: OrderedDict[str, tuple[str, list, list[bytes]]] = OrderedDict()
+
+    def run(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        invocation = environ.get("HTTP_AMZ_SDK_INVOCATION_ID")
+        if invocation in answers and _attempt(environ) > 1:
+            status, headers, body = answers[invocation]
+            log(f"attempt {_attempt(environ)} of SDK call {invocation} gets the answer of its first attempt ({status})")
+            start_response(status, headers)
+            return body
+        given: list = []
+
+        def keep(status: str, headers: list, *exc_info: Any) -> Any:
+            given[:] = [status, list(headers)]
+            return start_response(status, headers, *exc_info)
+
+        body = list(app(environ, keep))
+        if invocation and given and int(given[0].split()[0]) < 500 and sum(map(len, body)) <= REMEMBERED_ANSWER_BYTES:
+            answers[invocation] = (given[0], given[1], body)
+            if len(answers) > REMEMBERED_ANSWERS:
+                answers.popitem(last=False)
+        return body
+
+    return run
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -37,8 +89,9 @@ def main(argv: list[str] | None = None) -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
-    server = make_server(args.host, args.port, serialized(DomainDispatcherApplication(create_backend_app)),
-                         threaded=True, request_handler=MotoRequestHandler)
+    app = replaying_retries(DomainDispatcherApplication(create_backend_app),
+                            log=lambda line: print(line, file=sys.stderr, flush=True))
+    server = make_server(args.host, args.port, serialized(app), threaded=True, request_handler=MotoRequestHandler)
     print(f"harbor-ha local AWS emulator listening on http://{args.host}:{args.port}", flush=True)
     server.serve_forever()
 
