@@ -39,7 +39,10 @@ def aws_provider(scope: Construct, settings: HarborHaSettings, *, region: str | 
         skip_metadata_api_check="true",
         skip_region_validation=True,
         s3_use_path_style=True,
-        # The emulator answers an unimplemented call with HTTP 500; do not retry it 25 times.
-        max_retries=2,
+        # The AWS SDK for Go now and then reads an emulator answer from a connection it has already closed
+        # ("use of closed network connection", aws/aws-sdk-go-v2#1825) and retries; the emulator answers
+        # retries as it answered the first attempt (harbor_ha/local/server.py), so a few are safe. Not the
+        # default 25: an unimplemented call answers HTTP 500 every time.
+        max_retries=5,
         endpoints=[AwsProviderEndpoints(**{service: url for service in LOCAL_SERVICES})],
     )

@@ -5,13 +5,13 @@ Moto's backends are not safe for concurrent requests (its documentation says so)
 to ten at once. Connections are still accepted concurrently; only moto's handling of each request is
 serialized (``serialized``).
 
-Under load, a connection to the emulator now and then breaks after moto has carried out the request, before
-the client has read the answer; the AWS SDK then sends the same request again. For a call that is not
-idempotent the second attempt fails where the first succeeded: AuthorizeSecurityGroupIngress answers
-InvalidPermission.Duplicate, RevokeSecurityGroupIngress InvalidPermission.NotFound, and Terraform stops.
-Every AWS SDK marks its attempts of one call with the same ``amz-sdk-invocation-id`` header and counts them
-in ``amz-sdk-request: attempt=N``, so the emulator keeps the answers it gave (``replaying_retries``) and hands
-a retry its first attempt's answer.
+Under load, the AWS SDK for Go (Terraform's provider) now and then fails to read an answer moto has already
+given ("use of closed network connection" on an HTTP 200, aws/aws-sdk-go-v2#1825) and sends the same request
+again. For a call that is not idempotent the second attempt fails where the first succeeded:
+AuthorizeSecurityGroupIngress answers InvalidPermission.Duplicate, RevokeSecurityGroupIngress
+InvalidPermission.NotFound, and Terraform stops. Every AWS SDK marks the attempts of one call with the same
+``amz-sdk-invocation-id`` header and counts them in ``amz-sdk-request: attempt=N``, so the emulator keeps the
+answers it gave (``replaying_retries``) and hands a retry its first attempt's answer.
 """
 
 from __future__ import annotations
