@@ -183,8 +183,8 @@ def test_a_retry_after_a_server_error_is_carried_out_again():
 
 
 def test_the_emulator_answers_a_retried_authorization_as_it_answered_the_first(project):
-    """The failure this prevents: the connection breaks after moto authorized a rule, the SDK retries, and
-    moto answers InvalidPermission.Duplicate for a rule the caller never saw created."""
+    """The failure this prevents: the SDK fails to read the answer to an authorization moto carried out,
+    retries, and moto answers InvalidPermission.Duplicate for a rule the caller never saw created."""
     running, _ = emulator.start(project)
     ec2 = boto3.client("ec2", endpoint_url=running.endpoint, region_name="us-east-1",
                        aws_access_key_id=LOCAL_ACCESS_KEY, aws_secret_access_key=LOCAL_ACCESS_KEY)
