@@ -55,10 +55,10 @@ def replaying_retries(app: WsgiApp, log: Callable[[str], None] = lambda _: None)
     answers: OrderedDict[str, tuple[str, list, list[bytes]]] = OrderedDict()
 
     def run(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-        invocation = environ.get("HTTP_AMZ_SDK_INVOCATION_ID")
-        if invocation in answers and _attempt(environ) > 1:
+        invocation, attempt = environ.get("HTTP_AMZ_SDK_INVOCATION_ID"), _attempt(environ)
+        if invocation in answers and attempt > 1:
             status, headers, body = answers[invocation]
-            log(f"attempt {_attempt(environ)} of SDK call {invocation} gets the answer of its first attempt ({status})")
+            log(f"attempt {attempt} of SDK call {invocation} gets the answer of its first attempt ({status})")
             start_response(status, headers)
             return body
         given: list = []
