@@ -16,12 +16,32 @@ from dataclasses import dataclass
 
 import yaml
 
+from harbor_ha.harbor_release import minor_release, release_problem
+
 # Paths on the node: the configure script puts the certificate there (see templates/harbor).
 STATE_DIR = "/etc/harbor-ha"
 TLS_CERTIFICATE = f"{STATE_DIR}/tls/server.crt"
 TLS_PRIVATE_KEY = f"{STATE_DIR}/tls/server.key"
 SSL_MODES = ("require", "verify-ca", "verify-full")
-_VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)\.\d+$")
+# The CA bundle of the nodes' OS (Amazon Linux 2023): ElastiCache's certificates chain to Amazon's roots in it.
+# Harbor's loader requires external_redis.tlsOptions.rootCA with TLS on and copies it into its trust store.
+REDIS_ROOT_CA = "/etc/pki/tls/certs/ca-bundle.crt"
+# Harbor's loader (make/photon/prepare utils/configs.py, validate) refuses exactly these two hostnames.
+HARBOR_REFUSED_HOSTNAMES = ("127.0.0.1", "reg.mydomain.com")
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+# Two or more labels, the last starting with a letter (so no address), 253 characters at most.
+_HOSTNAME_RE = re.compile(rf"(?=.{{1,253}}\Z){_LABEL}(?:\.{_LABEL})*\.[a-z](?:[a-z0-9-]{{0,61}}[a-z0-9])?")
+HOSTNAME_ALLOWED = "a DNS name of two or more labels such as registry.example.com (lower case; no scheme, port or address)"
+
+
+def hostname_problem(hostname: object) -> str | None:
+    """What is allowed instead, if clients cannot be given ``hostname`` (Harbor's ``hostname``, the name
+    the nodes' certificates carry); None if they can."""
+    if hostname in HARBOR_REFUSED_HOSTNAMES:
+        return f"{HOSTNAME_ALLOWED}, of your own: Harbor's installer refuses {hostname!r}"
+    if not isinstance(hostname, str) or not _HOSTNAME_RE.fullmatch(hostname):
+        return HOSTNAME_ALLOWED
+    return None
 
 
 def placeholder(name: str) -> str:
@@ -85,9 +105,9 @@ class HarborConfig:
     """Job service workers (replication, scans, GC). Default 10."""
 
     def __post_init__(self) -> None:
-        if not _VERSION_RE.match(self.harbor_version or ""):
-            raise ValueError(f"harbor_version = {self.harbor_version!r}: allowed is a Harbor release X.Y.Z "
-                             "such as 2.15.2")
+        problem = release_problem(self.harbor_version)
+        if problem:
+            raise ValueError(f"harbor_version = {self.harbor_version!r}: allowed is {problem}")
 
 
 class _Dumper(yaml.SafeDumper):
@@ -105,7 +125,6 @@ _Dumper.add_representer(str, _represent_str)
 
 def harbor_yml_document(config: HarborConfig) -> dict:
     """The harbor.yml content as a mapping."""
-    major, minor = _VERSION_RE.match(config.harbor_version).groups()
     doc: dict = {
         "hostname": config.hostname,
         "http": {"port": 80},
@@ -120,7 +139,7 @@ def harbor_yml_document(config: HarborConfig) -> dict:
         "notification": {"webhook_job_max_retry": 3, "webhook_job_http_client_timeout": 3},
         "log": {"level": "info", "local": {"rotate_count": 50, "rotate_size": "200M",
                                            "location": "/var/log/harbor"}},
-        "_version": f"{major}.{minor}.0",
+        "_version": minor_release(config.harbor_version),
         "upload_purging": {"enabled": True, "age": "168h", "interval": "24h", "dryrun": False},
         "cache": {"enabled": False, "expire_hours": 24},
     }
@@ -136,7 +155,7 @@ def harbor_yml_document(config: HarborConfig) -> dict:
     if config.external_redis is not None:
         redis = config.external_redis
         doc["external_redis"] = {"host": f"{redis.host}:{redis.port}", "password": placeholder("REDIS_PASSWORD"),
-                                 "tlsOptions": {"enable": True}, "registry_db_index": 1,
+                                 "tlsOptions": {"enable": True, "rootCA": REDIS_ROOT_CA}, "registry_db_index": 1,
                                  "jobservice_db_index": 2, "trivy_db_index": 5, "idle_timeout_seconds": 30}
     if config.s3 is not None:
         s3 = config.s3

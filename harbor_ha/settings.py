@@ -22,6 +22,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from harbor_ha.harbor_config import hostname_problem
+from harbor_ha.harbor_release import DEFAULT_HARBOR_VERSION, parse_release, release_problem
+
 ENV_PREFIX = "HARBOR_HA_"
 CONTEXT_KEY = "harborHa"
 CONFIG_FILE_NAME = "harbor-ha.json"
@@ -30,19 +33,14 @@ CONFIG_FILE_NAME = "harbor-ha.json"
 RESERVED_ENV = frozenset({"CONFIG", "LOCAL_ENDPOINT", "STATE_DIR", "EAGER_PROVIDER"})
 
 TARGETS = ("local", "aws")
-DB_ENGINES = ("postgres", "mariadb")
+# The nodes install Harbor 2.13 or later, which runs on PostgreSQL only (harbor_release.POSTGRES_SINCE).
+DB_ENGINES = ("postgres",)
 NODE_STORAGE = ("s3", "ebs")
 STACK_NAMES = ("active-active", "active-standby", "master-slaves", "master-master")
-# Harbor dropped MySQL/MariaDB in v1.6.0 (goharbor/harbor#4855).
-POSTGRES_SINCE = (1, 6, 0)
-# external_redis.tlsOptions exists since Harbor 2.13; the shared Redis always uses TLS.
-REDIS_TLS_SINCE = (2, 13, 0)
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,18}[a-z0-9]$")
 _REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
-_VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
 _INSTANCE_TYPE_RE = re.compile(r"^[a-z][a-z0-9-]*(\.[a-z0-9-]+){1,2}$")
-_HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 # tls_certificate's value for "each node makes its own certificate".
 SELF_SIGNED = "self-signed"
 SECRET_ARN_RE = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$")
@@ -62,8 +60,8 @@ class HarborHaSettings:
     """AWS region. Default ``us-east-1``."""
     availability_zones: tuple[str, ...] = ()
     """AZs to spread over, at least 2 in ``region``. Default: the region's ``a`` and ``b`` zones."""
-    harbor_version: str = "2.15.2"
-    """Harbor release installed on every node. Default ``2.15.2``."""
+    harbor_version: str = DEFAULT_HARBOR_VERSION
+    """Harbor release installed on every node, X.Y.Z from 2.13.0 on. Default ``2.15.2``."""
     harbor_count: int = 2
     """Harbor servers in active-active (2-20). Default 2. active-standby has exactly 2."""
     harbor_instance_type: str = "m6i.large"
@@ -73,9 +71,9 @@ class HarborHaSettings:
     harbor_volume_gib: int = 100
     """Root volume of a Harbor server in GiB (20-16384). Default 100."""
     db_engine: str = "postgres"
-    """``postgres`` (Harbor >= 1.6) or ``mariadb`` (only Harbor < 1.6). Default ``postgres``."""
+    """``postgres``, the only engine of the Harbor releases the nodes install. Default ``postgres``."""
     db_engine_version: str = ""
-    """Engine version. Default: ``16`` for postgres, ``10.11`` for mariadb."""
+    """PostgreSQL engine version. Default ``16``."""
     db_instance_class: str = "db.m6g.large"
     """RDS instance class. Default ``db.m6g.large``."""
     db_allocated_storage_gib: int = 50
@@ -131,11 +129,11 @@ class HarborHaSettings:
 
     @property
     def harbor_version_tuple(self) -> tuple[int, int, int]:
-        return parse_version(self.harbor_version) or (0, 0, 0)
+        return parse_release(self.harbor_version) or (0, 0, 0)
 
     @property
     def effective_db_engine_version(self) -> str:
-        return self.db_engine_version or {"postgres": "16", "mariadb": "10.11"}[self.db_engine]
+        return self.db_engine_version or "16"
 
     @property
     def effective_deletion_protection(self) -> bool:
@@ -163,17 +161,13 @@ class HarborHaSettings:
             for zone in self.availability_zones:
                 p.check(zone.startswith(self.region) and len(zone) == len(self.region) + 1,
                         "availability_zones", zone, f"zones of region {self.region}, such as {self.region}a")
-        version = parse_version(self.harbor_version)
-        p.check(version is not None and version >= (1, 0, 0), "harbor_version", self.harbor_version,
-                "a Harbor release number X.Y.Z such as 2.15.2")
-        p.check(self.db_engine in DB_ENGINES, "db_engine", self.db_engine, _one_of(DB_ENGINES))
-        if version is not None and self.db_engine in DB_ENGINES:
-            if self.db_engine == "mariadb" and version >= POSTGRES_SINCE:
-                p.add("db_engine", self.db_engine, f"'postgres': Harbor {self.harbor_version} supports only "
-                      "PostgreSQL (since 1.6.0); mariadb is for a legacy harbor_version below 1.6.0")
-            if self.db_engine == "postgres" and version < POSTGRES_SINCE:
-                p.add("db_engine", self.db_engine, f"'mariadb': Harbor {self.harbor_version} predates "
-                      "PostgreSQL support (1.6.0)")
+        release = release_problem(self.harbor_version)
+        p.check(release is None, "harbor_version", self.harbor_version, release or "")
+        p.check(self.db_engine in DB_ENGINES, "db_engine", self.db_engine,
+                "'postgres': the nodes install Harbor 2.13 or later, which supports only PostgreSQL (since 1.6.0, "
+                "goharbor/harbor#4855); for a legacy Harbor below 1.6 on MariaDB, which you install yourself, "
+                "use the HarborDatabase construct with engine='mariadb'" if self.db_engine == "mariadb"
+                else _one_of(DB_ENGINES))
         if self.db_engine_version:
             p.check(re.match(r"^\d+(\.\d+){0,2}$", self.db_engine_version), "db_engine_version",
                     self.db_engine_version, "an engine version such as 16 or 16.4")
@@ -196,8 +190,8 @@ class HarborHaSettings:
         p.check(self.deletion_protection is None or isinstance(self.deletion_protection, bool),
                 "deletion_protection", self.deletion_protection, "true or false")
         if self.hostname:
-            p.check(_HOSTNAME_RE.match(self.hostname), "hostname", self.hostname,
-                    "a DNS name such as registry.example.com (lower case, no scheme or port)")
+            problem = hostname_problem(self.hostname)
+            p.check(problem is None, "hostname", self.hostname, problem or "")
         p.check(self.tls_certificate == SELF_SIGNED or SECRET_ARN_RE.match(self.tls_certificate or ""),
                 "tls_certificate", self.tls_certificate,
                 "'self-signed' or the ARN of a Secrets Manager secret (arn:aws:secretsmanager:...)")
@@ -246,11 +240,6 @@ class HarborHaSettings:
         """Reject settings that the named stack cannot honour, then the general checks."""
         problems = self.problems()
         p = _Problems()
-        if stack in ("active-active", "active-standby"):
-            version = parse_version(self.harbor_version)
-            if version is not None and version < REDIS_TLS_SINCE:
-                p.add("harbor_version", self.harbor_version, f"2.13.0 or later for {stack}: the shared Redis "
-                      "is reached over TLS, which Harbor supports since 2.13")
         if stack == "active-standby":
             if "harbor_count" in self.explicit and self.harbor_count != 2:
                 p.add("harbor_count", self.harbor_count, "2 (active-standby is always two nodes); leave it unset")
@@ -263,6 +252,11 @@ class HarborHaSettings:
                 if key in self.explicit:
                     p.add(key, getattr(self, key), f"nothing: {stack} runs Harbor's own database and Redis "
                           "on each node; leave it unset")
+        if stack in ("master-slaves", "master-master") and self.hostname:
+            prefix = f"replica-{self.replica_count - 1}." if stack == "master-slaves" else "a."
+            if len(prefix) + len(self.hostname) > 253:
+                p.add("hostname", self.hostname, f"at most {253 - len(prefix)} characters for {stack}, whose "
+                      f"nodes are named {prefix}<hostname> (a DNS name holds 253)")
         if stack == "master-master" and self.secondary_region == self.region:
             p.add("secondary_region", self.secondary_region, f"a region other than region ({self.region})")
         if p.messages:
@@ -417,12 +411,6 @@ def _read_json(path: Path, problems: list[str]) -> dict:
 def _with_origin(message: str, origin: Mapping[str, str]) -> str:
     key = message.split(" ", 1)[0]
     return f"{message} (set in {origin[key]})" if key in origin else message
-
-
-def parse_version(text: str) -> tuple[int, int, int] | None:
-    """``(major, minor, patch)`` of a release number such as 2.15.2 or v2.15.2; None if it is not one."""
-    match = _VERSION_RE.match(text or "")
-    return tuple(int(g) for g in match.groups()) if match else None  # type: ignore[return-value]
 
 
 def _network(cidr: str) -> ipaddress.IPv4Network | None:

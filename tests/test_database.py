@@ -112,8 +112,6 @@ def test_from_settings_maps_the_database_settings():
         deletion_protection=True, final_snapshot=True)
     local = HarborDatabaseProps.from_settings(HarborHaSettings(), network)
     assert (local.deletion_protection, local.final_snapshot, local.effective_engine_version) == (False, False, "16")
-    legacy = HarborDatabaseProps.from_settings(HarborHaSettings(db_engine="mariadb", harbor_version="1.5.0"), network)
-    assert (legacy.engine, legacy.effective_engine_version) == ("mariadb", "10.11")
 
 
 @pytest.mark.parametrize(("changes", "prop", "allowed"), [

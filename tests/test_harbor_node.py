@@ -151,7 +151,7 @@ def test_terraform_validate_accepts_the_node(ebs, tmp_path, monkeypatch):
     ({"storage": "efs"}, "storage", "one of 's3', 'ebs'"),
     ({"data_volume_gib": 5}, "data_volume_gib", "from 20 to 16384"),
     ({"zone_index": -1}, "zone_index", "the index of one of the network's AZs"),
-    ({"harbor_version": "2.15"}, "harbor_version", "a Harbor release X.Y.Z"),
+    ({"harbor_version": "2.15"}, "harbor_version", "a Harbor release number X.Y.Z"),
     ({"instance_type": "large"}, "instance_type", "an EC2 instance type"),
 ])
 def test_bad_props_name_the_prop(change, prop, allowed):

@@ -54,8 +54,17 @@ BAD = [
     ("context", "harbor_instance_type", "large", "EC2 instance type"),
     ("context", "db_instance_class", "m6g.large", "RDS instance class"),
     ("context", "cache_node_type", "db.t4g.small", "ElastiCache node type"),
-    ("context", "db_engine", "mysql", "'postgres', 'mariadb'"),
+    ("context", "db_engine", "mysql", "one of 'postgres'"),
     ("context", "db_engine", "mariadb", "supports only PostgreSQL"),
+    ("context", "db_engine", "mariadb", "HarborDatabase construct with engine='mariadb'"),
+    ("context", "harbor_version", "v2.15.2", "without the 'v' of Harbor's tags: 2.15.2"),
+    ("context", "harbor_version", "2.15.2\n", "X.Y.Z"),
+    ("env", "harbor_version", "2.12.0", "from 2.13.0 on"),
+    ("context", "harbor_version", "1.5.4", "you install yourself"),
+    ("context", "hostname", "127.0.0.1", "Harbor's installer refuses '127.0.0.1'"),
+    ("context", "hostname", "reg.mydomain.com", "Harbor's installer refuses 'reg.mydomain.com'"),
+    ("context", "hostname", "registry", "two or more labels"),
+    ("context", "hostname", "registry.example.com\n", "DNS name"),
     ("context", "cache_node_count", 1, "from 2 to 6"),
     ("context", "db_backup_retention_days", 0, "from 1 to 35"),
     ("context", "hostname", "https://registry.example.com", "DNS name"),
@@ -110,16 +119,25 @@ def test_broken_config_file_is_named(tmp_path):
         load(tmp_path, env={"HARBOR_HA_CONFIG": str(tmp_path / "missing.json")})
 
 
-def test_legacy_harbor_needs_mariadb_and_modern_harbor_postgres(tmp_path):
-    assert load(tmp_path, context={"harbor_version": "1.5.4", "db_engine": "mariadb"}).db_engine == "mariadb"
-    with pytest.raises(SettingsError, match="predates PostgreSQL"):
-        load(tmp_path, context={"harbor_version": "1.5.4"})
+def test_a_legacy_harbor_on_mariadb_is_one_line_pointing_at_the_construct(tmp_path):
+    """The nodes install Harbor 2.13 or later (PostgreSQL only); MariaDB stays in HarborDatabase alone."""
+    with pytest.raises(SettingsError) as caught:
+        load(tmp_path, context={"harbor_version": "1.5.4", "db_engine": "mariadb"})
+    assert [p.split(" = ")[0] for p in caught.value.problems] == ["harbor_version", "db_engine"]
+    assert all("\n" not in p for p in caught.value.problems)
+
+
+def test_a_hostname_too_long_for_the_replica_names_is_refused(tmp_path):
+    hostname = ".".join(["a" * 61] * 4)  # 247 characters: replica-0.<hostname> would exceed 253
+    settings = load(tmp_path, context={"hostname": hostname})
+    settings.check_for("active-active")
+    with pytest.raises(SettingsError, match="at most 243 characters for master-slaves"):
+        settings.check_for("master-slaves")
 
 
 @pytest.mark.parametrize("stack,context,expected", [
     ("active-standby", {"harbor_count": 3}, "always two nodes"),
     ("active-standby", {"lb_instance_type": "t3.micro"}, "no load-balancer VMs"),
-    ("active-active", {"harbor_version": "2.12.0"}, "2.13.0 or later"),
     ("master-master", {"secondary_region": "us-east-1"}, "other than region"),
     ("master-slaves", {"cache_node_count": 3}, "Harbor's own database and Redis"),
 ])

@@ -20,7 +20,7 @@ from harbor_ha.constructs.connections import Connectable
 from harbor_ha.constructs.data_tier import (
     ClosedPort, customer_key, grant, require, require_whole, secret_reader_statements,
 )
-from harbor_ha.settings import DB_ENGINES, POSTGRES_SINCE
+from harbor_ha.harbor_release import DEFAULT_HARBOR_VERSION, POSTGRES_SINCE, parse_release
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,8 @@ class HarborDatabaseProps:
     """Private subnets in at least 2 AZs for the DB subnet group (Multi-AZ)."""
     engine: str = "postgres"
     """``postgres`` (Harbor >= 1.6.0) or ``mariadb`` (only Harbor < 1.6.0). Default ``postgres``."""
-    harbor_version: str = "2.15.2"
-    """The Harbor release that uses this database; decides which engine is allowed. Default ``2.15.2``."""
+    harbor_version: str = DEFAULT_HARBOR_VERSION
+    """The Harbor release (X.Y.Z) that uses this database; decides which engine is allowed. Default ``2.15.2``."""
     engine_version: str = ""
     """Engine version. Default ``16`` for postgres, ``10.11`` for mariadb."""
     instance_class: str = "db.m6g.large"
@@ -78,10 +78,9 @@ class HarborDatabaseProps:
     """Performance Insights (7 days, encrypted with the database key). Default False."""
 
     def __post_init__(self) -> None:
-        require(self.engine in ENGINES, "engine", self.engine, "one of " + ", ".join(map(repr, DB_ENGINES)))
-        match = re.match(r"^v?(\d+)\.(\d+)\.(\d+)$", self.harbor_version or "")
-        require(match, "harbor_version", self.harbor_version, "a Harbor release X.Y.Z such as 2.15.2")
-        version = tuple(int(g) for g in match.groups())
+        require(self.engine in ENGINES, "engine", self.engine, "one of " + ", ".join(map(repr, ENGINES)))
+        version = parse_release(self.harbor_version)
+        require(version, "harbor_version", self.harbor_version, "a Harbor release X.Y.Z such as 2.15.2")
         require(self.engine != "mariadb" or version < POSTGRES_SINCE, "engine", self.engine,
                 f"'postgres': Harbor {self.harbor_version} supports only PostgreSQL (since 1.6.0, "
                 "goharbor/harbor#4855); 'mariadb' is for a legacy harbor_version below 1.6.0")

@@ -24,6 +24,7 @@ from harbor_ha.constructs.data_tier import require, statement
 from harbor_ha.constructs.harbor_host import HARBOR_PORTS, HarborHosts, check_common_props
 from harbor_ha.constructs.static_ips import PlacedAddress
 from harbor_ha.harbor_boot import harbor_cloud_config
+from harbor_ha.harbor_release import DEFAULT_HARBOR_VERSION
 from harbor_ha.harbor_config import ExternalDatabase, ExternalRedis, HarborConfig, S3Storage
 from harbor_ha.settings import SELF_SIGNED
 
@@ -50,7 +51,7 @@ class HarborFleetProps:
     """Harbor servers, 2 to 20. Default 2."""
     instance_type: str = "m6i.large"
     """EC2 instance type (x86_64). Default ``m6i.large``."""
-    harbor_version: str = "2.15.2"
+    harbor_version: str = DEFAULT_HARBOR_VERSION
     """Harbor release, 2.13.0 or later. Default ``2.15.2``."""
     addresses: Sequence[PlacedAddress] = ()
     """One fixed private address per server (``StaticIps.harbor_addresses``). Default: none, server i in

@@ -22,7 +22,8 @@ from harbor_ha.aws import (
     VpcSecurityGroupIngressRule,
 )
 from harbor_ha.constructs.connections import Connectable, allow_egress_tcp, allow_tcp, allow_tcp_from_cidr
-from harbor_ha.settings import REDIS_TLS_SINCE, SECRET_ARN_RE, SELF_SIGNED, parse_version
+from harbor_ha.harbor_release import release_problem
+from harbor_ha.settings import SECRET_ARN_RE, SELF_SIGNED
 from harbor_ha.constructs.data_tier import customer_key, grant, require, secret_reader_statements, statement
 
 AL2023_X86_64 = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
@@ -33,9 +34,8 @@ HARBOR_PORTS = (443, 80)
 
 def check_common_props(props: object) -> None:
     """The props every Harbor VM construct has: version, instance type, volume, TLS, SSH networks."""
-    version = parse_version(props.harbor_version)
-    require(version is not None and version >= REDIS_TLS_SINCE, "harbor_version", props.harbor_version,
-            "a Harbor release X.Y.Z from 2.13.0 on (Redis over TLS, the boot scripts' harbor.yml)")
+    release = release_problem(props.harbor_version)
+    require(release is None, "harbor_version", props.harbor_version, release or "")
     require(re.match(r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$", props.instance_type or ""), "instance_type",
             props.instance_type, "an EC2 instance type such as m6i.large")
     require(isinstance(props.volume_gib, int) and 20 <= props.volume_gib <= 16384, "volume_gib", props.volume_gib,
@@ -106,12 +106,12 @@ class HarborHosts(Construct):
         if self.tls_secret_arn:
             self.grant("read-tls-certificate", [
                 statement(["secretsmanager:GetSecretValue"], [self.tls_secret_arn]),
-                # Whatever key encrypts the given secret, only through Secrets Manager.
+                # Whatever key encrypts the given secret, only through Secrets Manager of the secret's region.
                 DataAwsIamPolicyDocumentStatement(
                     effect="Allow", actions=["kms:Decrypt"], resources=["*"],
                     condition=[DataAwsIamPolicyDocumentStatementCondition(
                         test="StringEquals", variable="kms:ViaService",
-                        values=[f"secretsmanager.{self.region}.amazonaws.com"])])])
+                        values=[f"secretsmanager.{self.tls_secret_arn.split(':')[3]}.amazonaws.com"])])])
 
     def arn(self, service: str, resource: str) -> str:
         """An ARN in this stack's partition, region and account."""
