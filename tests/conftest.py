@@ -122,7 +122,8 @@ class QuietHandler(BaseHTTPRequestHandler):
 class FakeImds(QuietHandler):
     """Stands in for the EC2 instance metadata service (IMDSv2) on loopback, nothing more: a session token
     from PUT /latest/api/token, then ``metadata`` (path under /latest/meta-data/ -> value) only for requests
-    that present it. ``requests`` records the paths asked for."""
+    that present it. ``requests`` records the paths asked for. A subclass with its own ``metadata`` and
+    ``requests`` stands in for another instance's."""
 
     TOKEN = "imds-session-token"
     metadata: dict[str, str] = {}
@@ -135,11 +136,11 @@ class FakeImds(QuietHandler):
             self.answer(400, "")
 
     def do_GET(self):  # noqa: N802
-        FakeImds.requests.append(self.path)
+        type(self).requests.append(self.path)
         if self.headers.get("X-aws-ec2-metadata-token") != self.TOKEN:
             self.answer(401, "")  # what IMDS does with IMDSv1 requests when IMDSv2 is required
             return
-        value = FakeImds.metadata.get(self.path.removeprefix("/latest/meta-data/"))
+        value = type(self).metadata.get(self.path.removeprefix("/latest/meta-data/"))
         self.answer(200, value) if value is not None else self.answer(404, "")
 
 

@@ -1,6 +1,6 @@
-"""harbor.yml as harbor-ha renders it, judged by Harbor's own template (make/harbor.yml.tmpl of the
-pinned release, commented-out blocks included) and by the rules of Harbor's prepare
-(make/photon/prepare/utils/configs.py: parse_yaml_config and validate)."""
+"""harbor.yml as harbor-ha renders it, held against Harbor's own template (make/harbor.yml.tmpl of the
+pinned release, commented-out blocks included): every key is Harbor's. Harbor's installer code itself judges
+the harbor.yml the nodes write in test_harbor_installer.py."""
 
 from __future__ import annotations
 
@@ -96,33 +96,6 @@ def test_every_key_is_harbors_and_has_harbors_shape(config, template):
             assert _shape(value) == _shape(expected), f"{'.'.join(path)}: {_shape(value)}, Harbor has {expected!r}"
 
 
-def test_prepare_rules_hold():
-    """What Harbor's prepare reads without a default (parse_yaml_config) and what validate() rejects."""
-    doc = yaml.safe_load(render_harbor_yml(FULL))
-    for path in (("hostname",), ("data_volume",), ("harbor_admin_password",), ("jobservice", "max_job_workers"),
-                 ("jobservice", "job_loggers"), ("jobservice", "logger_sweeper_duration"),
-                 ("notification", "webhook_job_max_retry"), ("notification", "webhook_job_http_client_timeout"),
-                 ("log", "level"), ("https", "certificate"), ("https", "private_key")):
-        assert _lookup(doc, path) is not KeyError, path
-    assert doc["hostname"] not in ("127.0.0.1", "reg.mydomain.com", "localhost")
-    assert doc["https"]["certificate"] not in ("", "/your/certificate/path")
-    assert doc["https"]["private_key"] not in ("", "/your/certificate/path", "/your/private/key/path")
-    assert doc["log"]["level"] in ("debug", "info", "warning", "error", "fatal")
-    for key in ("host", "port", "db_name", "username", "password", "ssl_mode"):
-        assert key in doc["external_database"]["harbor"]
-    assert doc["external_database"]["harbor"]["ssl_mode"] in ("require", "verify-ca", "verify-full")
-    # external_redis.host is host:port (or a comma-separated sentinel list); TLS since Harbor 2.13.
-    assert re.fullmatch(r"[^:,\s]+:\d+", doc["external_redis"]["host"])
-    assert doc["external_redis"]["tlsOptions"] == {"enable": True}
-    assert "sentinel_master_set" not in doc["external_redis"]
-    s3 = doc["storage_service"]["s3"]
-    assert {"region", "bucket"} <= set(s3)
-    assert s3["encrypt"] is s3["secure"] is s3["v4auth"] is True
-    # The instance role, never keys.
-    assert "accesskey" not in s3 and "secretkey" not in s3
-    assert doc["_version"] == "2.15.0"
-
-
 def test_built_in_services_use_harbors_own_database_and_local_storage():
     doc = yaml.safe_load(render_harbor_yml(BUILT_IN))
     assert not {"external_database", "external_redis", "storage_service"} & set(doc)
@@ -137,14 +110,6 @@ def test_no_secret_is_rendered_only_single_quoted_placeholders():
         assert f"'{placeholder(name)}'" in text
     assert "Harbor12345" not in text and "root123" not in text
     assert f"certificate: {TLS_CERTIFICATE}" in text
-
-
-def test_a_password_with_quotes_stays_one_scalar_after_the_boot_script_fills_it():
-    """The substitution configure-harbor.sh does (double the single quotes) keeps any password intact."""
-    password = "it's a \"pass\": #1 @{x}\\"
-    text = render_harbor_yml(FULL).replace(f"'{placeholder('DB_PASSWORD')}'",
-                                           "'" + password.replace("'", "''") + "'")
-    assert yaml.safe_load(text)["external_database"]["harbor"]["password"] == password
 
 
 @pytest.mark.parametrize("kwargs, message", [

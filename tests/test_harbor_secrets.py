@@ -1,6 +1,7 @@
 """Secrets on a Harbor node, against a moto server: the shared-secrets bootstrap (nodes booting at the same
-time end with byte-identical Harbor secrets, and exactly one secret holds them), and the configure step
-that fills harbor.yml with passwords read at boot and puts the shared secrets into prepare's output."""
+time end with byte-identical Harbor secrets, and exactly one secret holds them; a stored value the boot steps
+cannot carry is refused), and the configure step's own rules (a placeholder left unfilled, Harbor's own
+database password kept). Harbor's real installer judges the whole boot in test_harbor_installer.py."""
 
 from __future__ import annotations
 
@@ -127,6 +128,21 @@ def test_other_errors_stop_the_bootstrap(aws, tmp_path, monkeypatch):
     assert not (tmp_path / "node" / "etc" / "shared-secrets.env").exists()
 
 
+def test_stored_secrets_the_rewrite_cannot_carry_are_refused_not_written(aws, tmp_path):
+    """configure-harbor.sh rewrites prepare's env files with sed: a stored value other than letters and digits
+    (here one with '/', '&' and a newline) stops the node before any file is written."""
+    client, key_id = aws
+    planted = {"core_secret": "abc/def&ghi\nXYZ1", "jobservice_secret": "J" * 16, "csrf_key": "K" * 32,
+               "secret_key": "S" * 16, "token_private_key": "k", "token_certificate": "c", "tls_private_key": "k",
+               "tls_certificate": "c"}
+    client.create_secret(Name=SECRET_NAME, SecretString=json.dumps(planted))
+    process = _start(tmp_path / "node", key_id)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode != 0 and "core_secret is not 16 letters and digits" in err
+    assert not (tmp_path / "node" / "etc" / "shared-secrets.env").exists()
+    assert not (tmp_path / "node" / "data" / "secret" / "keys" / "secretkey").exists()
+
+
 FAKE_PREPARE = """#!/bin/bash
 # Stands in for Harbor's prepare: fresh random secrets in the env files, as the real one makes them.
 set -euo pipefail
@@ -172,47 +188,6 @@ def _configure(tmp_path: Path, environment: dict[str, str],
            "HARBOR_DATA_DIR": str(tmp_path / "data"), "HARBOR_HOSTNAME": "registry.example.com", **environment}
     return subprocess.run(["bash", _as_on_the_node(tmp_path, "configure-harbor.sh")], env=env, capture_output=True,
                           text=True, timeout=120)
-
-
-def test_configure_fills_secrets_at_boot_and_puts_the_shared_ones_into_prepares_output(aws, node_metadata,
-                                                                                        tmp_path):
-    client, _ = aws
-    admin = client.create_secret(Name="admin", SecretString="Adm'in \"pw\" #1")["ARN"]
-    db = client.create_secret(Name="db", SecretString=json.dumps({"username": "harbor", "password": "d'b:p@ss"}))
-    redis = client.create_secret(Name="redis", SecretString="redis-token")["ARN"]
-    state = tmp_path / "etc"
-    (state / "tls").mkdir(parents=True)
-    for name in ("server.crt", "server.key"):
-        (state / "tls" / name).write_text("shared " + name)
-    shared = {"CORE_SECRET": "C" * 16, "JOBSERVICE_SECRET": "J" * 16, "CSRF_KEY": "K" * 32}
-    (state / "shared-secrets.env").write_text("".join(f"{k}={v}\n" for k, v in shared.items()))
-
-    result = _configure(tmp_path, {"ADMIN_SECRET_ARN": admin, "DB_SECRET_ARN": db["ARN"],
-                                   "REDIS_SECRET_ARN": redis, "HARBOR_YML_DB_HOST": "db.internal"},
-                        HarborConfig(harbor_version="2.15.2",
-                                     external_redis=ExternalRedis(host="redis.internal", port=6379),
-                                     external_database=ExternalDatabase(host=placeholder("DB_HOST"), port=5432,
-                                                                        db_name="registry", username="harbor")))
-    assert result.returncode == 0, result.stderr
-
-    harbor_yml = yaml.safe_load((tmp_path / "opt-harbor" / "harbor.yml").read_text())
-    assert harbor_yml["harbor_admin_password"] == "Adm'in \"pw\" #1"
-    assert harbor_yml["external_database"]["harbor"]["password"] == "d'b:p@ss"
-    assert harbor_yml["external_redis"]["password"] == "redis-token"
-    assert harbor_yml["hostname"] == "registry.example.com"
-    # A value Terraform made, lifted out of the template into the environment (harbor_boot.lift_references).
-    assert harbor_yml["external_database"]["harbor"]["host"] == "db.internal"
-    assert (tmp_path / "opt-harbor" / "harbor.yml").stat().st_mode & 0o077 == 0
-    for component in ("core", "jobservice", "registryctl"):
-        lines = (tmp_path / "opt-harbor" / "common" / "config" / component / "env").read_text().splitlines()
-        assert f"CORE_SECRET={shared['CORE_SECRET']}" in lines and "OTHER=kept" in lines
-        assert f"JOBSERVICE_SECRET={shared['JOBSERVICE_SECRET']}" in lines
-    core = (tmp_path / "opt-harbor" / "common" / "config" / "core" / "env").read_text().splitlines()
-    assert f"CSRF_KEY={shared['CSRF_KEY']}" in core
-    # The shared certificate is used as it is.
-    assert (state / "tls" / "server.crt").read_text() == "shared server.crt"
-    assert (tmp_path / "systemctl.log").read_text().splitlines() == [
-        "daemon-reload", "enable harbor.service", "restart harbor.service"]
 
 
 def test_configure_with_harbors_own_database_keeps_its_password_across_runs(aws, node_metadata, tmp_path):

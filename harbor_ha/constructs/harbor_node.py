@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 from harbor_ha.aws import Construct, EbsVolume, Eip, EipAssociation, Fn, IamRole, IamRolePolicy, VolumeAttachment
-from harbor_ha.cloud_init import CloudConfig
+from harbor_ha.cloud_init import CloudConfig, has_reference
 from harbor_ha.constructs.connections import Connectable
 from harbor_ha.constructs.data_tier import grant, require, secret_reader_statements
 from harbor_ha.constructs.harbor_host import HARBOR_PORTS, HarborHosts, check_common_props
 from harbor_ha.constructs.storage import RegistryStorage, RegistryStorageProps
 from harbor_ha.harbor_boot import harbor_cloud_config
-from harbor_ha.harbor_config import HarborConfig, S3Storage
+from harbor_ha.harbor_release import DEFAULT_HARBOR_VERSION
+from harbor_ha.harbor_config import HarborConfig, S3Storage, hostname_problem
 from harbor_ha.settings import NODE_STORAGE, SELF_SIGNED
 
 DATA_DEVICE = "/dev/sdf"
@@ -45,10 +46,14 @@ class StandaloneHarborNodeProps:
     """Run in a public subnet with an Elastic IP (clients or a peer region reach it from the internet).
     Default False: a private subnet."""
     hostname: str = ""
-    """DNS name clients use. Default: the Elastic IP when ``public``, else the private address."""
+    """Harbor's own name (its ``hostname`` and external URL). Default: the Elastic IP when ``public``, else the
+    private address."""
+    certificate_names: tuple[str, ...] = ()
+    """More DNS names clients use for this node (e.g. a pull name shared by replicas), which a self-signed
+    certificate carries beside ``hostname`` and the node's addresses. Default none."""
     instance_type: str = "m6i.large"
     """EC2 instance type (x86_64). Default ``m6i.large``."""
-    harbor_version: str = "2.15.2"
+    harbor_version: str = DEFAULT_HARBOR_VERSION
     """Harbor release, 2.13.0 or later. Default ``2.15.2``."""
     volume_gib: int = 100
     """Root volume in GiB, 20 to 16384. Default 100."""
@@ -75,6 +80,11 @@ class StandaloneHarborNodeProps:
                 self.data_volume_gib, "a whole number from 20 to 16384")
         require(isinstance(self.zone_index, int) and self.zone_index >= 0, "zone_index", self.zone_index,
                 "the index of one of the network's AZs (0, 1, ...)")
+        for key, names in (("hostname", (self.hostname,) if self.hostname else ()),
+                           ("certificate_names", self.certificate_names)):
+            for name in names:
+                problem = None if has_reference(name) else hostname_problem(name)
+                require(problem is None, key, name, problem or "")
 
 
 class StandaloneHarborNode(Construct):
@@ -119,6 +129,8 @@ class StandaloneHarborNode(Construct):
         if props.public:
             address = Eip(self, "address", domain="vpc", tags={"Name": props.name})
         environment["HARBOR_HOSTNAME"] = props.hostname or (address.public_ip if address else "")
+        # Peers in another region replicate to the Elastic IP, so a self-signed certificate carries it too.
+        environment["HARBOR_TLS_NAMES"] = ",".join([*props.certificate_names, *([address.public_ip] if address else [])])
         self._environment = environment
         self._config = HarborConfig(harbor_version=props.harbor_version, s3=s3)
         self._extra = props.extra_cloud_config or CloudConfig()

@@ -8,11 +8,15 @@ Each Harbor takes pushes and serves pulls. Both push to each other and neither p
 back finds its digest already there and is skipped. Event-based sync misses what happens while the peer is
 down (goharbor#21119); the scheduled full sync heals it. The two talk over the internet at their Elastic IPs,
 each admitting the other's address only (plus ``admin_cidrs`` for clients).
+
+Names: with ``hostname`` set, a Route 53 zone of that name holds ``a.<hostname>`` and ``b.<hostname>``, each
+Harbor's own name (its Harbor ``hostname``, external URL and certificate; delegate the zone, output
+``zone_name_servers``). Without it, clients and peers use the Elastic IPs.
 """
 
 from __future__ import annotations
 
-from harbor_ha.aws import Construct
+from harbor_ha.aws import Construct, Route53Record, Route53Zone
 from harbor_ha.constructs.harbor_node import StandaloneHarborNode
 from harbor_ha.constructs.network import HarborNetwork, HarborNetworkProps
 from harbor_ha.constructs.region import RegionScope
@@ -36,7 +40,7 @@ class MasterMasterStack(HarborHaStack):
         for scope_, site_settings, label in regional:
             network = HarborNetwork(scope_, f"network-{label}", props=HarborNetworkProps.from_settings(site_settings))
             node = StandaloneHarborNode(scope_, f"harbor-{label}", props=standalone_props(
-                s, network, f"{s.name}-{label}", 0))
+                s, network, f"{s.name}-{label}", 0, own_name=f"{label}.{s.hostname}" if s.hostname else ""))
             node.allow_from_cidrs(s.admin_cidrs)
             sites.append((scope_, label, node))
         for (scope_, label, node), (_, peer_label, peer) in zip(sites, sites[::-1]):
@@ -45,7 +49,15 @@ class MasterMasterStack(HarborHaStack):
                 source=node, peers=[(f"harbor-{peer_label}", peer)], over_internet=True, name=f"{s.name}-{label}",
                 tls_trust=replication_tls_trust(s), force_destroy=not s.effective_deletion_protection))
 
+        if s.hostname:
+            zone = Route53Zone(self, "zone", name=s.hostname, comment=f"{s.name}: the names of Harbor A and B",
+                               force_destroy=True)
+            for _, label, node in sites:
+                Route53Record(self, f"harbor-{label}-name", zone_id=zone.zone_id, name=f"{label}.{s.hostname}",
+                              type="A", ttl=60, records=[node.public_ip])
+            self.output("zone_name_servers", zone.name_servers, f"Delegate {s.hostname} to these name servers")
         for _, label, node in sites:
-            self.output(f"harbor_{label}_url", node.url, f"Harbor {label.upper()} at its Elastic IP")
+            self.output(f"harbor_{label}_url", node.url,
+                        f"Harbor {label.upper()} at its name ({label}.<hostname>), or its Elastic IP")
             self.output(f"harbor_{label}_admin_secret_arn", node.admin_secret_arn,
                         f"Secrets Manager secret of Harbor {label.upper()}'s admin password")

@@ -14,6 +14,13 @@ short independent requests that DNS spreads well; no VM to run. The zone is ``ho
 ``<name>.harbor-ha.internal``): delegate it from your domain (output ``zone_name_servers``). Route 53's health
 checkers come from the internet: ``admin_cidrs`` must admit them (the default admits everyone).
 
+Names: the master is ``push.<zone>``; replica i is ``replica-<i>.<zone>``, and ``pull.<zone>`` answers with
+the healthy replicas. With ``hostname`` set these are Harbor's own names on the nodes (its ``hostname``,
+external URL and token service: a replica sends a client for a token to itself, not to the shared pull
+name, since each replica signs its own tokens). Self-signed certificates carry them always, beside the
+node's Elastic IP, private address and 127.0.0.1; a certificate of the user's must cover ``push.<zone>``,
+``pull.<zone>`` and every ``replica-<i>.<zone>`` (a wildcard ``*.<zone>`` does).
+
 Read-only replicas: Harbor's global read-only switch would also block the replication pushes
 (goharbor#18281), so replicas are read-only through project roles instead: each replica runs the pull-only
 guard (``replication.py --pull-only``) at boot and every five minutes, which allows only admins to create
@@ -33,10 +40,16 @@ from harbor_ha.stacks.base import HarborHaStack
 HEALTHY_BODY = '"status":"healthy"'
 
 
-def standalone_props(settings: HarborHaSettings, network, name: str, zone_index: int) -> StandaloneHarborNodeProps:
-    """A public standalone Harbor of a replication topology, from the deployment's settings."""
+def standalone_props(settings: HarborHaSettings, network, name: str, zone_index: int, *, own_name: str = "",
+                     other_names: tuple[str, ...] = ()) -> StandaloneHarborNodeProps:
+    """A public standalone Harbor of a replication topology, from the deployment's settings. ``own_name`` is
+    the DNS name of this node, Harbor's own name when the user gave a ``hostname`` (clients then reach the
+    nodes by name); without one they are reached at their Elastic IPs, and a self-signed certificate still
+    carries the names (``own_name``, ``other_names``) for when the zone is delegated."""
     return StandaloneHarborNodeProps(
         network=network, name=name, zone_index=zone_index % len(network.availability_zones), public=True,
+        hostname=own_name if settings.hostname else "",
+        certificate_names=tuple(name for name in (own_name, *other_names) if name),
         storage=settings.node_storage, instance_type=settings.harbor_instance_type,
         harbor_version=settings.harbor_version, volume_gib=settings.harbor_volume_gib,
         ssh_cidrs=tuple(settings.ssh_cidrs), tls_certificate=settings.tls_certificate,
@@ -57,9 +70,16 @@ class MasterSlavesStack(HarborHaStack):
         super().__init__(scope, id_, settings=settings, local_endpoint=local_endpoint)
         s = settings
         network = HarborNetwork(self, "network", props=HarborNetworkProps.from_settings(s))
-        master = StandaloneHarborNode(self, "master", props=standalone_props(s, network, f"{s.name}-master", 0))
+        zone_name = s.hostname or f"{s.name}.harbor-ha.internal"
+        push, pull = f"push.{zone_name}", f"pull.{zone_name}"
+        master = StandaloneHarborNode(self, "master", props=standalone_props(
+            s, network, f"{s.name}-master", 0, own_name=push))
+        # A replica's own name, not the shared pull name, is its Harbor's name: the token service a client is
+        # sent to must be the replica that answered (each replica signs its own tokens).
+        replica_names = [f"replica-{i}.{zone_name}" for i in range(s.replica_count)]
         replicas = [StandaloneHarborNode(self, f"replica-{i}", props=standalone_props(
-            s, network, f"{s.name}-replica-{i}", i + 1)) for i in range(s.replica_count)]
+            s, network, f"{s.name}-replica-{i}", i + 1, own_name=replica_names[i], other_names=(pull,)))
+            for i in range(s.replica_count)]
         for node in (master, *replicas):
             node.allow_from_cidrs(s.admin_cidrs)
         HarborReplication(self, "replication", props=HarborReplicationProps(
@@ -67,24 +87,25 @@ class MasterSlavesStack(HarborHaStack):
             pull_only_peers=True, tls_trust=replication_tls_trust(s),
             force_destroy=not s.effective_deletion_protection))
 
-        zone_name = s.hostname or f"{s.name}.harbor-ha.internal"
         zone = Route53Zone(self, "zone", name=zone_name, comment=f"{s.name}: Harbor push and pull endpoints",
                            force_destroy=True)
-        Route53Record(self, "push", zone_id=zone.zone_id, name=f"push.{zone_name}", type="A", ttl=60,
-                      records=[master.public_ip])
+        Route53Record(self, "push", zone_id=zone.zone_id, name=push, type="A", ttl=60, records=[master.public_ip])
         for i, replica in enumerate(replicas):
+            Route53Record(self, f"replica-{i}-name", zone_id=zone.zone_id, name=replica_names[i], type="A", ttl=60,
+                          records=[replica.public_ip])
             check = Route53HealthCheck(self, f"replica-{i}-health", type="HTTPS_STR_MATCH",
                                        ip_address=replica.public_ip, port=443, resource_path="/api/v2.0/health",
                                        search_string=HEALTHY_BODY, request_interval=30, failure_threshold=3,
                                        tags={"Name": f"{s.name}-replica-{i}"})
-            Route53Record(self, f"pull-{i}", zone_id=zone.zone_id, name=f"pull.{zone_name}", type="A", ttl=30,
+            Route53Record(self, f"pull-{i}", zone_id=zone.zone_id, name=pull, type="A", ttl=30,
                           records=[replica.public_ip], set_identifier=f"replica-{i}",
                           multivalue_answer_routing_policy=True, health_check_id=check.id)
 
-        self.output("push_endpoint", f"https://push.{zone_name}", "Where clients push (the master)")
-        self.output("pull_endpoint", f"https://pull.{zone_name}", "Where clients pull (the healthy replicas)")
-        self.output("harbor_url", master.url, "The master Harbor at its own address")
-        self.output("replica_urls", [replica.url for replica in replicas], "Each replica at its own address")
+        self.output("push_endpoint", f"https://{push}", "Where clients push (the master)")
+        self.output("pull_endpoint", f"https://{pull}", "Where clients pull (the healthy replicas)")
+        self.output("harbor_url", master.url, "The master Harbor at its own name (push), or its Elastic IP")
+        self.output("replica_urls", [replica.url for replica in replicas],
+                    "Each replica at its own name (replica-<i>.<zone>), or its Elastic IP")
         self.output("zone_name_servers", zone.name_servers, f"Delegate {zone_name} to these name servers")
         self.output("admin_secret_arns", [node.admin_secret_arn for node in (master, *replicas)],
                     "Secrets Manager secrets of the admin passwords: master first, then the replicas")

@@ -8,7 +8,8 @@
 # this is also why prepare and docker compose run here instead of install.sh, which does both in one go.
 # secretkey and the token-signing pair need no rewriting: prepare keeps files that already exist.
 #
-# Environment: HARBOR_HOSTNAME (empty: the node's private address); HARBOR_YML_<NAME> fills @@NAME@@;
+# Environment: HARBOR_HOSTNAME (empty: the node's private address); HARBOR_TLS_NAMES (more names and addresses,
+# comma-separated, that a self-signed certificate carries); HARBOR_YML_<NAME> fills @@NAME@@;
 # ADMIN_SECRET_ARN (plain string); optional DB_SECRET_ARN (RDS master secret,
 # JSON; empty: Harbor's own database with a password made here once), REDIS_SECRET_ARN (plain string),
 # TLS_SECRET_ARN (JSON certificate + private_key; empty: the shared self-signed pair, or one made here).
@@ -28,10 +29,14 @@ data_dir=${HARBOR_DATA_DIR:-/data}
 umask 077
 
 # Retries: the role's policies may still be propagating when a new node boots.
+# A secret is read in the region its ARN names: a certificate of the user's may live in another region than
+# the node (master-master's second Harbor).
 secret() {
-  local attempt
+  local attempt region=${AWS_DEFAULT_REGION:-}
+  [[ $1 != arn:*:secretsmanager:* ]] || region=$(cut -d: -f4 <<<"$1")
   for attempt in $(seq 1 10); do
-    aws secretsmanager get-secret-value --secret-id "$1" --query SecretString --output text && return
+    aws secretsmanager get-secret-value --region "$region" --secret-id "$1" --query SecretString --output text \
+      && return
     sleep $((attempt * 3))
   done
   return 1
@@ -46,12 +51,20 @@ if [ -n "${TLS_SECRET_ARN:-}" ]; then
   json_field private_key <<<"$tls" >"$state_dir/tls/server.key"
 elif [ ! -s "$state_dir/tls/server.crt" ]; then
   mkdir -p "$state_dir/tls"
-  if [[ $HARBOR_HOSTNAME =~ ^[0-9.]+$ ]]; then san="IP:$HARBOR_HOSTNAME"; else san="DNS:$HARBOR_HOSTNAME"; fi
-  # Replicating Harbors reach a node at its private address, and its own replication tools at 127.0.0.1;
-  # they trust exactly this certificate (harbor_ha/constructs/replication.py).
-  san="$san,IP:$private_ip,IP:127.0.0.1"
+  # The names clients use, then the private address replicating Harbors reach and 127.0.0.1 for the node's
+  # own replication tools; they trust exactly this certificate (harbor_ha/constructs/replication.py).
+  san=""
+  IFS=, read -ra names <<<"$HARBOR_HOSTNAME,${HARBOR_TLS_NAMES:-},$private_ip,127.0.0.1"
+  for name in "${names[@]}"; do
+    [ -n "$name" ] || continue
+    if [[ $name =~ ^[0-9.]+$ ]]; then entry="IP:$name"; else entry="DNS:$name"; fi
+    [[ ",$san," == *",$entry,"* ]] || san="${san:+$san,}$entry"
+  done
+  # A certificate's common name holds 64 characters; clients match the subjectAltName anyway.
+  subject="/CN=$HARBOR_HOSTNAME"
+  [ "${#HARBOR_HOSTNAME}" -le 64 ] || subject="/O=harbor-ha"
   openssl req -x509 -newkey rsa:2048 -nodes -keyout "$state_dir/tls/server.key" -out "$state_dir/tls/server.crt" \
-    -days 825 -subj "/CN=$HARBOR_HOSTNAME" -addext "subjectAltName=$san" 2>/dev/null
+    -days 825 -subj "$subject" -addext "subjectAltName=$san" 2>/dev/null
 fi
 
 declare -A values=([HOSTNAME]="$HARBOR_HOSTNAME")
@@ -75,17 +88,20 @@ while read -r name; do
   values[${name#HARBOR_YML_}]=${!name}
 done < <(compgen -v HARBOR_YML_)
 
-# Placeholders stand in single-quoted YAML scalars: a quote inside a value is doubled.
-config=$(<"$state_dir/harbor.yml.tmpl")
-for key in "${!values[@]}"; do
-  value=${values[$key]}
-  config=${config//"@@$key@@"/"${value//\'/\'\'}"}
+# Placeholders stand in single-quoted YAML scalars: a quote inside a value is doubled. One pass from left to
+# right, so a value that happens to hold @@NAME@@ stays as it is.
+rest=$(<"$state_dir/harbor.yml.tmpl")
+config=""
+while [[ $rest =~ @@([A-Z0-9_]+)@@ ]]; do
+  key=${BASH_REMATCH[1]}
+  if [ -z "${values[$key]+set}" ]; then
+    echo "harbor-ha: harbor.yml still has the placeholder @@$key@@" >&2
+    exit 1
+  fi
+  config+=${rest%%"@@$key@@"*}${values[$key]//\'/\'\'}
+  rest=${rest#*"@@$key@@"}
 done
-if [[ $config =~ @@[A-Z0-9_]+@@ ]]; then
-  echo "harbor-ha: harbor.yml still has the placeholder ${BASH_REMATCH[0]}" >&2
-  exit 1
-fi
-printf '%s\n' "$config" >"$install_dir/harbor.yml"
+printf '%s\n' "$config$rest" >"$install_dir/harbor.yml"
 
 cd "$install_dir"
 ./prepare --with-trivy
@@ -97,6 +113,22 @@ if [ -r "$state_dir/shared-secrets.env" ]; then
       -e "s/^JOBSERVICE_SECRET=.*/JOBSERVICE_SECRET=$JOBSERVICE_SECRET/" "common/config/$component/env"
   done
   sed -i "s/^CSRF_KEY=.*/CSRF_KEY=$CSRF_KEY/" common/config/core/env
+fi
+if [ -n "${values[REDIS_PASSWORD]:-}" ]; then
+  # prepare writes the Redis password into the registry's config.yml as a plain YAML scalar, which a token
+  # starting with !, & or # (ElastiCache allows them) would break: make it a single-quoted scalar.
+  REDIS_PASSWORD=${values[REDIS_PASSWORD]} python3 - common/config/registry/config.yml <<'PY'
+import os, sys
+path, password = sys.argv[1], os.environ["REDIS_PASSWORD"]
+with open(path) as f:
+    lines = f.readlines()
+found = [i for i, line in enumerate(lines) if line == f"  password: {password}\n"]
+if len(found) != 1:
+    sys.exit(f"harbor-ha: {path} does not hold the Redis password once as prepare writes it")
+lines[found[0]] = "  password: '" + password.replace("'", "''") + "'\n"
+with open(path, "w") as f:
+    f.writelines(lines)
+PY
 fi
 systemctl daemon-reload
 systemctl enable harbor.service
