@@ -8,6 +8,8 @@
     harbor-ha local start|stop|status|reset
     harbor-ha env                     shell exports for running ``cdktf deploy`` offline
     harbor-ha replicate ...           configure Harbor replication (see ``harbor-ha replicate --help``)
+    harbor-ha diagram [STACK ...]     architecture pictures (SVG, PNG) from the synthesized stacks
+    harbor-ha cost [STACK ...]        monthly cost from the synthesized resources and the price table
 
 Every command that changes something first prints the target, region and account.
 """
@@ -42,7 +44,25 @@ def build_parser() -> argparse.ArgumentParser:
                         'eval "$(harbor-ha env)"')
     commands.add_parser("replicate", help="configure Harbor replication between deployed Harbors",
                         add_help=False)
+    add_view_commands(commands)
     return parser
+
+
+def add_view_commands(commands) -> None:
+    """``diagram`` and ``cost``: views of synthesized stacks; nothing is deployed or contacted."""
+    diagram = commands.add_parser("diagram", help="draw STACK's architecture (SVG and PNG) from its synthesized "
+                                  "JSON; no STACK: all four")
+    cost = commands.add_parser("cost", help="monthly cost of STACK from its synthesized resources and harbor-ha's "
+                               "price table; no STACK: all four")
+    for command in (diagram, cost):
+        command.add_argument("stacks", metavar="STACK", nargs="*", type=_stack_name, help=" | ".join(STACK_NAMES))
+        command.add_argument("--defaults", action="store_true",
+                             help="use the default settings, not this project's (what the docs show)")
+    diagram.add_argument("--out", default="docs/diagrams", help="directory for <STACK>.svg/.png (default %(default)s)")
+    cost.add_argument("--json", action="store_true", help="machine-readable output")
+    cost.add_argument("--image-gib", type=float, default=None, help="GB of images stored per image bucket "
+                      "(default 100)")
+    cost.add_argument("--compare", action="store_true", help="print the README's side-by-side Markdown table")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,5 +191,46 @@ def cmd_env(args) -> int:
     return 0
 
 
+def _stack_name(text: str) -> str:
+    if text not in STACK_NAMES:
+        raise argparse.ArgumentTypeError(f"stack = {text!r}: allowed is one of {', '.join(STACK_NAMES)}")
+    return text
+
+
+def _synthesized(args) -> dict[str, dict]:
+    from harbor_ha.settings import HarborHaSettings
+    from harbor_ha.synthesized import synthesize
+
+    return synthesize(args.stacks or STACK_NAMES, HarborHaSettings() if args.defaults else load_settings())
+
+
+def cmd_diagram(args) -> int:
+    from pathlib import Path
+
+    from harbor_ha.diagram import draw
+
+    for name, doc in _synthesized(args).items():
+        _, files = draw(doc, name, Path(args.out))
+        print(f"{PROG}: {name}: " + ", ".join(str(f) for f in files))
+    return 0
+
+
+def cmd_cost(args) -> int:
+    from harbor_ha.cost import DEFAULT_IMAGE_GIB, estimate
+
+    docs = _synthesized(args)
+    image_gib = DEFAULT_IMAGE_GIB if args.image_gib is None else args.image_gib
+    estimates = {name: estimate(doc, name, image_gib=image_gib) for name, doc in docs.items()}
+    if args.compare:
+        from harbor_ha.compare import comparison_table
+
+        print(comparison_table(docs, estimates))
+    elif args.json:
+        print(json.dumps([e.as_json() for e in estimates.values()], indent=2))
+    else:
+        print("\n\n".join(e.text() for e in estimates.values()))
+    return 0
+
+
 COMMANDS = {"up": cmd_up, "verify": cmd_verify, "outputs": cmd_outputs, "down": cmd_down, "plan": cmd_plan,
-            "local": cmd_local, "env": cmd_env}
+            "local": cmd_local, "env": cmd_env, "diagram": cmd_diagram, "cost": cmd_cost}
