@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import yaml
 
+from harbor_ha.cloud_init import SAFE_DUMPER
+
 # Paths on the node: the configure script puts the certificate there (see templates/harbor).
 STATE_DIR = "/etc/harbor-ha"
 TLS_CERTIFICATE = f"{STATE_DIR}/tls/server.crt"
@@ -90,7 +92,7 @@ class HarborConfig:
                              "such as 2.15.2")
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(SAFE_DUMPER):
     pass
 
 
