@@ -1,8 +1,8 @@
 """``harbor-ha``: deploy, check and remove harbor-ha stacks, and manage the local AWS emulator.
 
     harbor-ha up active-active        synth + terraform init/apply, then the outputs
-    harbor-ha verify active-active    check the deployment with boto3 (exit 1 on any failure)
-    harbor-ha plan active-active      exit 0: no changes, 2: changes
+    harbor-ha verify active-active    check the deployment with boto3 (exit 1 on any failure); --json
+    harbor-ha plan active-active      exit 0: no changes, 2: changes; --json: a summary per resource type
     harbor-ha outputs active-active   JSON, sensitive values masked
     harbor-ha down active-active      destroy
     harbor-ha local start|stop|status|reset
@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("replicate", help="configure Harbor replication between deployed Harbors",
                         add_help=False)
     add_view_commands(commands)
+    for name, text in (("verify", "one JSON document: every check and the counts"),
+                       ("outputs", "the same JSON (outputs are always JSON; accepted like the other commands)"),
+                       ("plan", "one JSON document: adds, changes, replaces, destroys per resource type")):
+        commands.choices[name].add_argument("--json", action="store_true", help=f"machine-readable output: {text}")
     return parser
 
 
@@ -94,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _announce(run, action: str) -> None:
-    print(f"{PROG}: {action} {run.stack} on {run.target.describe()}", flush=True)
+def _announce(run, action: str, file=None) -> None:
+    print(f"{PROG}: {action} {run.stack} on {run.target.describe()}", flush=True, file=file or sys.stdout)
 
 
 def _run(args, stream: bool = True):
@@ -120,9 +124,13 @@ def cmd_up(args) -> int:
 def cmd_verify(args) -> int:
     from harbor_ha.verify import verify
 
-    checks = verify(args.stack, load_settings())
+    checks = verify(args.stack, load_settings(), report=None if args.json else print)
     failed = sum(not c.ok for c in checks)
-    print(f"{PROG}: {len(checks) - failed} of {len(checks)} checks passed")
+    if args.json:
+        print(json.dumps({"stack": args.stack, "passed": len(checks) - failed, "failed": failed,
+                          "checks": [{"ok": c.ok, "what": c.what} for c in checks]}, indent=2))
+    else:
+        print(f"{PROG}: {len(checks) - failed} of {len(checks)} checks passed")
     return 1 if failed else 0
 
 
@@ -143,10 +151,16 @@ def cmd_down(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    run = _run(args)
-    _announce(run, "planning")
+    run = _run(args, stream=not args.json)
+    _announce(run, "planning", file=sys.stderr if args.json else sys.stdout)
     run.synth()
     run.init()
+    if args.json:
+        from harbor_ha.plan_summary import plan
+
+        summary = plan(run)
+        print(json.dumps(summary, indent=2))
+        return 2 if summary["changes"] else 0
     code, _ = run.terraform("plan", ok=(0, 2))
     return code
 
@@ -180,10 +194,10 @@ def cmd_local(args) -> int:
 
 
 def cmd_env(args) -> int:
-    from harbor_ha.terraform_config import terraform_env
+    from harbor_ha.terraform_config import UPDATE_CHECKS_OFF, terraform_env
 
     env = terraform_env(load_settings().provider_mirror)
-    for name in ("TF_CLI_CONFIG_FILE", "TF_PLUGIN_CACHE_DIR"):
+    for name in ("TF_CLI_CONFIG_FILE", "TF_PLUGIN_CACHE_DIR", *UPDATE_CHECKS_OFF):
         if name in env:
             print(f"export {name}={env[name]}")
     if "TF_CLI_CONFIG_FILE" not in env:
