@@ -50,7 +50,8 @@ def runs(doc: dict) -> str:
 def comparison_table(docs: dict[str, dict], estimates: dict[str, Estimate]) -> str:
     """Markdown table of the stacks in ``docs`` (name -> synthesized JSON) with their cost ``estimates``."""
     any_estimate = next(iter(estimates.values()))
-    rows = ["| topology | runs (defaults) | monthly cost at defaults | survives | choose it for |", "|---|---|---|---|---|"]
+    rows = ["| topology | runs (defaults) | monthly cost at defaults | survives | choose it for |",
+            "|---|---|---|---|---|"]
     for name, doc in docs.items():
         estimate = estimates[name]
         cost = f"${estimate.total:,.0f}" + ("" if not estimate.unpriced else " + unpriced items")

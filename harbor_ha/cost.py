@@ -125,7 +125,8 @@ def estimate(doc: dict, stack: str, prices: dict | None = None, image_gib: float
             continue
         region = synthesized.region(body)
         if region not in prices["regions"]:
-            result.unpriced.append((address, f"region {region} is not in the price table ({', '.join(prices['regions'])})"))
+            listed = ", ".join(prices["regions"])
+            result.unpriced.append((address, f"region {region} is not in the price table ({listed})"))
             continue
         rule = RULES.get(kind)
         if rule is None:

@@ -134,8 +134,10 @@ def architecture(doc: dict, title: str) -> Architecture:
 
     arch.add(Node([], "clients", "general.Users"))
     for address, body in stack.resources("aws_instance"):
-        arch.add(Node([address], _instance_label(body), "compute.EC2", places.get(stack.reference(
-            body.get("subnet_id"), "aws_subnet"), _subnet_literal(stack, body))))
+        # An instance in a subnet the stack does not create (vpc_id set) is placed in its region.
+        subnet = stack.reference(body.get("subnet_id"), "aws_subnet")
+        arch.add(Node([address], _instance_label(body), "compute.EC2",
+                      places.get(subnet, (_region_key(stack.region(body)),))))
     for address, body in stack.resources("aws_eip"):
         tags = body.get("tags") or {}
         region_key = _region_key(stack.region(body))
@@ -154,8 +156,7 @@ def architecture(doc: dict, title: str) -> Architecture:
     for address, body in stack.resources("aws_vpc_endpoint"):
         service = body.get("service_name", "").rsplit(".", 1)[-1]
         arch.add(Node([address], f"{service.upper()} gateway endpoint", "network.Endpoint",
-                      places.get(stack.reference(body.get("route_table_ids"), "aws_vpc")
-                                 or _vpc_of(stack, body), ())))
+                      places.get(stack.reference(body.get("vpc_id"), "aws_vpc"), ())))
     # EIPs given to one instance (standalone Harbors) are part of that instance's node.
     for eip, (instance, association) in instance_of_eip.items():
         if eip in arch.nodes or instance not in arch.nodes:
@@ -198,15 +199,6 @@ def _place_subnets(stack: SynthesizedStack, arch: Architecture) -> dict[str, tup
     return places
 
 
-def _subnet_literal(stack: SynthesizedStack, body: dict) -> tuple[str, ...]:
-    """Where an instance in a given (existing) subnet goes: its region."""
-    return (_region_key(stack.region(body)),)
-
-
-def _vpc_of(stack: SynthesizedStack, body: dict) -> str | None:
-    return stack.reference(body.get("vpc_id"), "aws_vpc")
-
-
 def _instance_label(body: dict) -> str:
     tags = body.get("tags") or {}
     role = "Harbor" if tags.get(ROLE_TAG) == "harbor" else "load balancer (keepalived + LVS)"
@@ -240,8 +232,8 @@ def _data_tier(stack: SynthesizedStack, arch: Architecture, places) -> None:
         vpc = _subnet_group_vpc(stack, body.get("subnet_group_name"), "aws_elasticache_subnet_group", places)
         nodes = int(body.get("num_node_groups", 1)) * (1 + int(body.get("replicas_per_node_group", 0)))
         failover = ", failover" if body.get("automatic_failover_enabled") else ""
-        arch.add(Node([address], f"ElastiCache Redis {body.get('engine_version', '')}\n"
-                                 f"{nodes} x {body.get('node_type', '')}{failover}", "database.ElasticacheForRedis", vpc))
+        label = f"ElastiCache Redis {body.get('engine_version', '')}\n{nodes} x {body.get('node_type', '')}{failover}"
+        arch.add(Node([address], label, "database.ElasticacheForRedis", vpc))
 
 
 def _subnet_group_vpc(stack: SynthesizedStack, reference, kind: str, places) -> tuple[str, ...]:
@@ -313,10 +305,11 @@ def _traffic(stack: SynthesizedStack, arch: Architecture, instance_of_eip) -> No
     for lb in (a for a in vip_holders if a not in harbors):
         for harbor in harbors:
             arch.connect(lb, harbor, "LVS NAT")
-    dns_targets = {e.target for e in arch.edges if e.source.startswith("aws_route53_record.")}
+    # A Harbor at its own Elastic IP that no DNS record names is reached there directly (master-master).
+    named = {e.target for e in arch.edges}
+    addressed = {instance for instance, _ in instance_of_eip.values()}
     for harbor in harbors:
-        if harbor not in vip_holders and not any(e.target == harbor for e in arch.edges) \
-                and harbor not in dns_targets and any(i == harbor for i, _ in instance_of_eip.values()):
+        if harbor in addressed and harbor not in named and harbor not in vip_holders:
             arch.connect(CLIENTS, harbor, "HTTPS")
     tier = [a for kind in ("aws_db_instance", "aws_elasticache_replication_group")
             for a, _ in stack.resources(kind)]
@@ -335,14 +328,15 @@ def _storage_of(stack: SynthesizedStack) -> dict[str, list[str]]:
     writes: dict[str, list[str]] = {}
     for _, body in stack.resources("aws_iam_role_policy"):
         role = stack.reference(body.get("role"), "aws_iam_role")
-        document = documents.get(str(body.get("policy", "")).split(".")[2] if "aws_iam_policy_document" in str(
-            body.get("policy", "")) else "", {})
+        policy = stack.reference(body.get("policy"), "aws_iam_policy_document") or "."
+        document = documents.get(policy.split(".", 1)[1], {})
         for statement in document.get("statement", []):
             if "s3:PutObject" in statement.get("actions", []):
                 for resource in statement.get("resources", []):
                     if resource.endswith(".arn}/*"):
                         writes.setdefault(role, []).extend(stack.references(resource, "aws_s3_bucket"))
-    profiles = {a: stack.reference(b.get("role"), "aws_iam_role") for a, b in stack.resources("aws_iam_instance_profile")}
+    profiles = {address: stack.reference(body.get("role"), "aws_iam_role")
+                for address, body in stack.resources("aws_iam_instance_profile")}
     found: dict[str, list[str]] = {}
     for address, body in stack.resources("aws_instance"):
         role = profiles.get(stack.reference(body.get("iam_instance_profile"), "aws_iam_instance_profile"))
@@ -371,7 +365,7 @@ def _boot_commands(body: dict) -> list[list[str]]:
     text = body.get("user_data") or ""
     if not text.startswith("#cloud-config"):
         return []
-    config = yaml.safe_load(text) or {}
+    config = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
     return [[str(a) for a in command] for command in config.get("runcmd", []) if isinstance(command, list)]
 
 

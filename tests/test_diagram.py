@@ -88,7 +88,8 @@ def test_every_component_is_drawn_once_at_other_sizes(variant_docs, name, tmp_pa
 def test_replication_arrows_follow_the_boot_commands(default_docs, variant_docs, tmp_path):
     require_tool("dot")
     pushes = {}
-    for name, doc in (("master-master", default_docs["master-master"]), ("master-slaves", variant_docs["master-slaves"])):
+    for name, doc in (("master-master", default_docs["master-master"]),
+                      ("master-slaves", variant_docs["master-slaves"])):
         _, files = draw(doc, name, tmp_path)
         pushes[name] = [(s, t) for s, t, colour in edges(files[0]) if colour == REPLICATION_COLOR.lower()]
     instances = sorted(default_docs["master-master"]["resource"]["aws_instance"])

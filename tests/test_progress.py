@@ -100,11 +100,20 @@ def test_a_long_running_resource_shows_terraforms_elapsed_time():
     assert out.getvalue().endswith("create terraform_data.b (10s)")
 
 
-def test_every_terraform_run_turns_off_update_checks(tmp_path, monkeypatch):
-    monkeypatch.delenv("CHECKPOINT_DISABLE", raising=False)
+def test_every_terraform_run_and_harbor_ha_env_turn_off_update_checks(tmp_path, monkeypatch, capsys):
+    """Without them cdktf ends offline runs with 'getaddrinfo ENOTFOUND checkpoint-api.hashicorp.com' (seen with
+    'npx cdktf synth' here; gone after eval "$(harbor-ha env)")."""
+    from harbor_ha.cli import main
+
+    for name in UPDATE_CHECKS_OFF:
+        monkeypatch.delenv(name, raising=False)
     env = terraform_env(project_dir=tmp_path)
     for name, value in UPDATE_CHECKS_OFF.items():
         assert env[name] == value
+    monkeypatch.chdir(tmp_path)
+    assert main(["env"]) == 0
+    exports = capsys.readouterr().out
+    assert "export CHECKPOINT_DISABLE=1" in exports and "export DISABLE_VERSION_CHECK=1" in exports
 
 
 def test_plan_summary_counts_each_kind_of_change_per_resource_type(run):
