@@ -21,7 +21,7 @@ from typing import Callable, Iterable, TextIO
 
 PREFIX = "harbor-ha"
 # What terraform's "planned_change" action becomes once applied, for the plain lines.
-DONE = {"create": "created", "update": "updated", "delete": "destroyed", "replace": "replaced", "read": "read"}
+DONE = {"create": "created", "update": "updated", "delete": "destroyed", "replace": "replaced"}
 
 
 @dataclass
@@ -68,6 +68,9 @@ class Progress:
             self._status(f"{hook.get('action', 'applying')} {address}")
         elif kind == "apply_progress":
             self._status(f"{hook.get('action', 'applying')} {address} ({int(hook.get('elapsed_seconds', 0))}s)")
+        elif kind == "apply_complete" and hook.get("action") == "read":
+            # A data source read while planning: not one of the planned changes.
+            self.running.pop(address, None)
         elif kind == "apply_complete":
             self.done += 1
             took = self.clock() - self.running.pop(address, self.clock())

@@ -139,3 +139,14 @@ def test_plan_summary_ignores_reads_and_no_ops():
         {"address": "x.b", "type": "x", "change": {"actions": ["read"]}},
         {"address": "y.c", "type": "y", "change": {"actions": ["create", "delete"]}}]}
     assert summarize(plan, "s")["totals"] == {"add": 0, "change": 0, "replace": 1, "destroy": 0}
+
+
+def test_data_sources_read_while_planning_are_not_counted_as_planned_changes(run, capsys):
+    run.write({"a": {"input": "a"}})
+    other = run.workdir.parent / "other.tfstate"
+    other.write_text(json.dumps({"version": 4, "serial": 1, "lineage": "l", "outputs": {}, "resources": []}))
+    (run.workdir / "data.tf.json").write_text(json.dumps({"data": {"terraform_remote_state": {"other": {
+        "backend": "local", "config": {"path": str(other)}}}}}))
+    run.terraform("apply", skip_plan=True)
+    out = capsys.readouterr().out
+    assert "[1/1 resources" in out and "data.terraform_remote_state" not in out
