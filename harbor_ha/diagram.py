@@ -134,10 +134,9 @@ def architecture(doc: dict, title: str) -> Architecture:
 
     arch.add(Node([], "clients", "general.Users"))
     for address, body in stack.resources("aws_instance"):
-        # An instance in a subnet the stack does not create (vpc_id set) is placed in its region.
         subnet = stack.reference(body.get("subnet_id"), "aws_subnet")
         arch.add(Node([address], _instance_label(body), "compute.EC2",
-                      places.get(subnet, (_region_key(stack.region(body)),))))
+                      places[subnet] if subnet in places else _given_subnet(stack, arch, body)))
     for address, body in stack.resources("aws_eip"):
         tags = body.get("tags") or {}
         region_key = _region_key(stack.region(body))
@@ -199,11 +198,22 @@ def _place_subnets(stack: SynthesizedStack, arch: Architecture) -> dict[str, tup
     return places
 
 
+def _given_subnet(stack: SynthesizedStack, arch: Architecture, body: dict) -> tuple[str, ...]:
+    """The group of a subnet the stack does not create (``vpc_id`` set): in its region, named by its id."""
+    region = _region_key(stack.region(body))
+    subnet = str(body.get("subnet_id", ""))
+    key = f"{region}/subnet:{subnet}"
+    arch.groups.setdefault(key, Group(key, f"subnet {subnet}", parent=region))
+    return region, key
+
+
 def _instance_label(body: dict) -> str:
     tags = body.get("tags") or {}
     role = "Harbor" if tags.get(ROLE_TAG) == "harbor" else "load balancer (keepalived + LVS)"
+    # A fixed address computed by Terraform (cidrhost of a given subnet) is known only at apply.
+    address = body.get("private_ip", "")
     return "\n".join([tags.get("Name", ""), role, " · ".join(
-        v for v in (body.get("instance_type", ""), body.get("private_ip", "")) if v)])
+        v for v in (body.get("instance_type", ""), "" if "${" in address else address) if v)])
 
 
 def _eip_holders(stack: SynthesizedStack) -> dict[str, tuple[str, str | None]]:
@@ -239,7 +249,9 @@ def _data_tier(stack: SynthesizedStack, arch: Architecture, places) -> None:
 def _subnet_group_vpc(stack: SynthesizedStack, reference, kind: str, places) -> tuple[str, ...]:
     group = stack.reference(reference, kind)
     subnets = stack.references(stack.body(group).get("subnet_ids"), "aws_subnet") if group else []
-    return places.get(subnets[0], ())[:2] if subnets else ()
+    if subnets and subnets[0] in places:
+        return places[subnets[0]][:2]
+    return (_region_key(stack.region(stack.body(group))),) if group else ()
 
 
 def _buckets(stack: SynthesizedStack, arch: Architecture) -> None:
@@ -315,8 +327,9 @@ def _traffic(stack: SynthesizedStack, arch: Architecture, instance_of_eip) -> No
             for a, _ in stack.resources(kind)]
     storage = _storage_of(stack)
     for harbor in harbors:
-        for data in tier:
-            if arch.nodes[data].group[:2] == arch.nodes[harbor].group[:2]:
+        for data in tier:  # in the Harbor's VPC (or region, in a VPC the stack was given)
+            group = arch.nodes[data].group
+            if group and arch.nodes[harbor].group[:len(group)] == group:
                 arch.connect(harbor, data)
         for bucket in storage.get(harbor, ()):
             arch.connect(harbor, bucket)

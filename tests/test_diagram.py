@@ -20,7 +20,12 @@ SVG = "{http://www.w3.org/2000/svg}"
 XLINK = "{http://www.w3.org/1999/xlink}"
 DOCS = PROJECT / "docs" / "diagrams"
 # Larger than the defaults, so that a count is not right by accident.
-VARIANTS = {"active-active": {"harbor_count": 5}, "master-slaves": {"replica_count": 3}}
+VARIANTS = {"active-active": {"harbor_count": 5}, "master-slaves": {"replica_count": 3},
+            # A VPC the stack is given: its subnets are ids, not resources of the stack.
+            "active-standby": {"vpc_id": "vpc-0123456789abcdef0",
+                               "public_subnet_ids": ("subnet-0123456789abcdef0", "subnet-0123456789abcdef1"),
+                               "private_subnet_ids": ("subnet-0123456789abcdef2", "subnet-0123456789abcdef3")}}
+HARBORS = {"active-active": 5, "master-slaves": 4, "active-standby": 2}
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +87,20 @@ def test_every_component_is_drawn_once_at_other_sizes(variant_docs, name, tmp_pa
     svg = check_every_component_drawn_once(variant_docs[name], name, tmp_path)
     harbors = [a for a in drawn_addresses(svg) if a.startswith("aws_instance.")
                and variant_docs[name]["resource"]["aws_instance"][a.split(".", 1)[1]]["tags"].get("harbor-ha:role")]
-    assert len(harbors) == VARIANTS[name].get("harbor_count", 1 + VARIANTS[name].get("replica_count", 0))
+    assert len(harbors) == HARBORS[name]
+
+
+def test_harbors_in_a_given_vpc_still_reach_the_data_tier(variant_docs, tmp_path):
+    require_tool("dot")
+    doc = variant_docs["active-standby"]
+    assert "aws_subnet" not in doc["resource"]
+    _, files = draw(doc, "active-standby", tmp_path)
+    arrows = {(s, t) for s, t, _ in edges(files[0])}
+    data = [f"{kind}.{name}" for kind in ("aws_db_instance", "aws_elasticache_replication_group")
+            for name in doc["resource"][kind]]
+    for harbor in (f"aws_instance.{n}" for n in doc["resource"]["aws_instance"]):
+        assert {(harbor, d) for d in data} <= arrows
+    assert "${" not in files[0].read_text()  # no Terraform expression shown as a label
 
 
 def test_replication_arrows_follow_the_boot_commands(default_docs, variant_docs, tmp_path):
