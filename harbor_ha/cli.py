@@ -62,7 +62,8 @@ def add_view_commands(commands) -> None:
         command.add_argument("stacks", metavar="STACK", nargs="*", type=_stack_name, help=" | ".join(STACK_NAMES))
         command.add_argument("--defaults", action="store_true",
                              help="use the default settings, not this project's (what the docs show)")
-    diagram.add_argument("--out", default="docs/diagrams", help="directory for <STACK>.svg/.png (default %(default)s)")
+    diagram.add_argument("--out", help="directory for <STACK>.svg and <STACK>.png (default: the current directory; "
+                         "with --defaults docs/diagrams, the pictures the README shows)")
     cost.add_argument("--json", action="store_true", help="machine-readable output")
     cost.add_argument("--image-gib", type=float, default=None, help="GB of images stored per image bucket "
                       "(default 100)")
@@ -224,7 +225,7 @@ def cmd_diagram(args) -> int:
     from harbor_ha.diagram import draw
 
     for name, doc in _synthesized(args).items():
-        _, files = draw(doc, name, Path(args.out))
+        _, files = draw(doc, name, Path(args.out or ("docs/diagrams" if args.defaults else ".")))
         print(f"{PROG}: {name}: " + ", ".join(str(f) for f in files))
     return 0
 

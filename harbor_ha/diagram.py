@@ -18,7 +18,6 @@ installation), so it shows anywhere and is the same bytes on every machine with 
 from __future__ import annotations
 
 import base64
-import os
 import re
 import tempfile
 from dataclasses import dataclass, field
@@ -481,7 +480,3 @@ def draw(doc: dict, stack: str, out_dir: Path, formats=FORMATS) -> tuple[Archite
     """Draw the synthesized ``stack`` (its JSON ``doc``) into ``out_dir/<stack>.<format>``."""
     arch = architecture(doc, f"harbor-ha {stack}")
     return arch, render(arch, Path(out_dir) / stack, formats)
-
-
-def default_out_dir() -> Path:
-    return Path(os.getcwd()) / "docs" / "diagrams"
