@@ -1,7 +1,7 @@
 """Synthesize every solution stack that exists (``harbor_ha.stacks.STACK_CLASSES``) in one process, the
 way ``cdktf synth`` does, into OUTDIR.
 
-    python benchmarks/synth_all.py OUTDIR [--coverage] [--stacks active-active,...]
+    python benchmarks/synth_all.py OUTDIR [--coverage] [--stacks active-active,...] [--harbor-count N]
 
 ``--coverage`` adds a stack holding one of every provider resource, data source and provider class that
 ``harbor_ha.aws`` imports, built from its required arguments only, so that the comparison of the fast and the
@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--coverage", action="store_true", help="add the provider-class coverage stack")
     parser.add_argument("--stacks", type=lambda text: [name for name in text.split(",") if name],
                         help="comma-separated stack names (default: every stack that exists)")
+    parser.add_argument("--harbor-count", type=int, help="the harbor_count setting (default: its default)")
     options = parser.parse_args(argv)
 
     from harbor_ha.app import build_app
@@ -101,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     from harbor_ha.settings import HarborHaSettings
 
     stacks = existing_stacks() if options.stacks is None else options.stacks
-    app = build_app(HarborHaSettings(stacks=tuple(stacks)), outdir=options.outdir,
+    sizes = {} if options.harbor_count is None else {"harbor_count": options.harbor_count}
+    app = build_app(HarborHaSettings(stacks=tuple(stacks), **sizes), outdir=options.outdir,
                     local_endpoint=LOCAL_ENDPOINT) if stacks else App(outdir=options.outdir)
     if options.coverage or not stacks:
         add_coverage_stack(app)

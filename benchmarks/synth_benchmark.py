@@ -38,6 +38,8 @@ HERE = Path(__file__).resolve().parent
 SYNTH_ALL = HERE / "synth_all.py"
 MODES = {"fast": "0", "naive": "1"}
 TARGETS = {"wall": 0.3, "memory": 0.6}  # fast/naive, at most
+SWEEP_SIZES = (2, 5, 10, 20)  # active-active's harbor_count, up to the setting's maximum
+SWEEP_TARGET = 1.3  # wall time at the largest size / at the smallest, at most
 SAMPLE_SECONDS = 0.02
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -122,11 +124,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="measured runs of each mode (default 3, at least 3)")
     parser.add_argument("--stacks", help="comma-separated stack names (default: every stack that exists)")
+    parser.add_argument("--sweep", action="store_true", help=f"instead: active-active (fast import) at each "
+                        f"harbor_count of {', '.join(map(str, SWEEP_SIZES))}")
     options = parser.parse_args(argv)
     if options.rounds < 3:
         parser.error("--rounds must be at least 3")
 
     env = dict(os.environ)
+    if options.sweep:
+        return sweep(env, options.rounds)
     extra = [] if options.stacks is None else ["--stacks", options.stacks]
     for mode in MODES:
         print(f"warm-up: {mode} ...", file=sys.stderr, flush=True)
@@ -156,6 +162,36 @@ def main(argv: list[str] | None = None) -> int:
         failed |= not met
         print(f"ratio fast/naive {metric:6}: {ratio:.2f} (target <= {TARGETS[metric]}: {'met' if met else 'NOT met'})")
     return 1 if failed else 0
+
+
+def sweep(env: dict[str, str], rounds: int) -> int:
+    """Synth of active-active at each of ``SWEEP_SIZES``, sizes alternating within each round (after one
+    warm-up run), with the ratio of the largest size's median wall time to the smallest's."""
+    def extra(size: int) -> list[str]:
+        return ["--stacks", "active-active", "--harbor-count", str(size)]
+
+    print("warm-up ...", file=sys.stderr, flush=True)
+    measure("fast", env, extra(SWEEP_SIZES[0]))
+    runs: dict[int, list[Run]] = {size: [] for size in SWEEP_SIZES}
+    for round_ in range(1, rounds + 1):
+        for size in SWEEP_SIZES:
+            run = measure("fast", env, extra(size))
+            runs[size].append(run)
+            print(f"round {round_} harbor_count {size:2}: {run.wall_s:7.2f} s  {run.cpu_s:7.2f} s CPU  "
+                  f"{run.peak_rss_mb:8.1f} MiB", file=sys.stderr, flush=True)
+    print(f"synth of active-active by harbor_count, {rounds} alternating runs per size (fast import, warm jsii "
+          f"cache; load average {os.getloadavg()[0]:.2f})")
+    print("harbor_count  wall median (s)  CPU median (s)  peak tree RSS median (MiB)")
+    for size, measured in runs.items():
+        print(f"{size:12}  {statistics.median(r.wall_s for r in measured):15.2f}  "
+              f"{statistics.median(r.cpu_s for r in measured):14.2f}  "
+              f"{statistics.median(r.peak_rss_mb for r in measured):26.1f}")
+    largest, smallest = (statistics.median(r.wall_s for r in runs[s]) for s in (SWEEP_SIZES[-1], SWEEP_SIZES[0]))
+    ratio = largest / smallest
+    met = ratio <= SWEEP_TARGET
+    print(f"ratio wall {SWEEP_SIZES[-1]}/{SWEEP_SIZES[0]}: {ratio:.2f} (target <= {SWEEP_TARGET}: "
+          f"{'met' if met else 'NOT met'})")
+    return 0 if met else 1
 
 
 if __name__ == "__main__":

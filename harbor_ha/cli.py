@@ -1,13 +1,15 @@
 """``harbor-ha``: deploy, check and remove harbor-ha stacks, and manage the local AWS emulator.
 
     harbor-ha up active-active        synth + terraform init/apply, then the outputs
-    harbor-ha verify active-active    check the deployment with boto3 (exit 1 on any failure)
-    harbor-ha plan active-active      exit 0: no changes, 2: changes
+    harbor-ha verify active-active    check the deployment with boto3 (exit 1 on any failure); --json
+    harbor-ha plan active-active      exit 0: no changes, 2: changes; --json: a summary per resource type
     harbor-ha outputs active-active   JSON, sensitive values masked
     harbor-ha down active-active      destroy
     harbor-ha local start|stop|status|reset
     harbor-ha env                     shell exports for running ``cdktf deploy`` offline
     harbor-ha replicate ...           configure Harbor replication (see ``harbor-ha replicate --help``)
+    harbor-ha diagram [STACK ...]     architecture pictures (SVG, PNG) from the synthesized stacks
+    harbor-ha cost [STACK ...]        monthly cost from the synthesized resources and the price table
 
 Every command that changes something first prints the target, region and account.
 """
@@ -42,7 +44,30 @@ def build_parser() -> argparse.ArgumentParser:
                         'eval "$(harbor-ha env)"')
     commands.add_parser("replicate", help="configure Harbor replication between deployed Harbors",
                         add_help=False)
+    add_view_commands(commands)
+    for name, text in (("verify", "one JSON document: every check and the counts"),
+                       ("outputs", "the same JSON (outputs are always JSON; accepted like the other commands)"),
+                       ("plan", "one JSON document: adds, changes, replaces, destroys per resource type")):
+        commands.choices[name].add_argument("--json", action="store_true", help=f"machine-readable output: {text}")
     return parser
+
+
+def add_view_commands(commands) -> None:
+    """``diagram`` and ``cost``: views of synthesized stacks; nothing is deployed or contacted."""
+    diagram = commands.add_parser("diagram", help="draw STACK's architecture (SVG and PNG) from its synthesized "
+                                  "JSON; no STACK: all four")
+    cost = commands.add_parser("cost", help="monthly cost of STACK from its synthesized resources and harbor-ha's "
+                               "price table; no STACK: all four")
+    for command in (diagram, cost):
+        command.add_argument("stacks", metavar="STACK", nargs="*", type=_stack_name, help=" | ".join(STACK_NAMES))
+        command.add_argument("--defaults", action="store_true",
+                             help="use the default settings, not this project's (what the docs show)")
+    diagram.add_argument("--out", help="directory for <STACK>.svg and <STACK>.png (default: the current directory; "
+                         "with --defaults docs/diagrams, the pictures the README shows)")
+    cost.add_argument("--json", action="store_true", help="machine-readable output")
+    cost.add_argument("--image-gib", type=float, default=None, help="GB of images stored per image bucket "
+                      "(default 100)")
+    cost.add_argument("--compare", action="store_true", help="print the README's side-by-side Markdown table")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _announce(run, action: str) -> None:
-    print(f"{PROG}: {action} {run.stack} on {run.target.describe()}", flush=True)
+def _announce(run, action: str, file=None) -> None:
+    print(f"{PROG}: {action} {run.stack} on {run.target.describe()}", flush=True, file=file or sys.stdout)
 
 
 def _run(args, stream: bool = True):
@@ -100,9 +125,13 @@ def cmd_up(args) -> int:
 def cmd_verify(args) -> int:
     from harbor_ha.verify import verify
 
-    checks = verify(args.stack, load_settings())
+    checks = verify(args.stack, load_settings(), report=None if args.json else print)
     failed = sum(not c.ok for c in checks)
-    print(f"{PROG}: {len(checks) - failed} of {len(checks)} checks passed")
+    if args.json:
+        print(json.dumps({"stack": args.stack, "passed": len(checks) - failed, "failed": failed,
+                          "checks": [{"ok": c.ok, "what": c.what} for c in checks]}, indent=2))
+    else:
+        print(f"{PROG}: {len(checks) - failed} of {len(checks)} checks passed")
     return 1 if failed else 0
 
 
@@ -123,10 +152,16 @@ def cmd_down(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    run = _run(args)
-    _announce(run, "planning")
+    run = _run(args, stream=not args.json)
+    _announce(run, "planning", file=sys.stderr if args.json else sys.stdout)
     run.synth()
     run.init()
+    if args.json:
+        from harbor_ha.plan_summary import plan
+
+        summary = plan(run)
+        print(json.dumps(summary, indent=2))
+        return 2 if summary["changes"] else 0
     code, _ = run.terraform("plan", ok=(0, 2))
     return code
 
@@ -160,10 +195,10 @@ def cmd_local(args) -> int:
 
 
 def cmd_env(args) -> int:
-    from harbor_ha.terraform_config import terraform_env
+    from harbor_ha.terraform_config import UPDATE_CHECKS_OFF, terraform_env
 
     env = terraform_env(load_settings().provider_mirror)
-    for name in ("TF_CLI_CONFIG_FILE", "TF_PLUGIN_CACHE_DIR"):
+    for name in ("TF_CLI_CONFIG_FILE", "TF_PLUGIN_CACHE_DIR", *UPDATE_CHECKS_OFF):
         if name in env:
             print(f"export {name}={env[name]}")
     if "TF_CLI_CONFIG_FILE" not in env:
@@ -171,5 +206,46 @@ def cmd_env(args) -> int:
     return 0
 
 
+def _stack_name(text: str) -> str:
+    if text not in STACK_NAMES:
+        raise argparse.ArgumentTypeError(f"stack = {text!r}: allowed is one of {', '.join(STACK_NAMES)}")
+    return text
+
+
+def _synthesized(args) -> dict[str, dict]:
+    from harbor_ha.settings import HarborHaSettings
+    from harbor_ha.synthesized import synthesize
+
+    return synthesize(args.stacks or STACK_NAMES, HarborHaSettings() if args.defaults else load_settings())
+
+
+def cmd_diagram(args) -> int:
+    from pathlib import Path
+
+    from harbor_ha.diagram import draw
+
+    for name, doc in _synthesized(args).items():
+        _, files = draw(doc, name, Path(args.out or ("docs/diagrams" if args.defaults else ".")))
+        print(f"{PROG}: {name}: " + ", ".join(str(f) for f in files))
+    return 0
+
+
+def cmd_cost(args) -> int:
+    from harbor_ha.cost import DEFAULT_IMAGE_GIB, estimate
+
+    docs = _synthesized(args)
+    image_gib = DEFAULT_IMAGE_GIB if args.image_gib is None else args.image_gib
+    estimates = {name: estimate(doc, name, image_gib=image_gib) for name, doc in docs.items()}
+    if args.compare:
+        from harbor_ha.compare import comparison_table
+
+        print(comparison_table(docs, estimates))
+    elif args.json:
+        print(json.dumps([e.as_json() for e in estimates.values()], indent=2))
+    else:
+        print("\n\n".join(e.text() for e in estimates.values()))
+    return 0
+
+
 COMMANDS = {"up": cmd_up, "verify": cmd_verify, "outputs": cmd_outputs, "down": cmd_down, "plan": cmd_plan,
-            "local": cmd_local, "env": cmd_env}
+            "local": cmd_local, "env": cmd_env, "diagram": cmd_diagram, "cost": cmd_cost}

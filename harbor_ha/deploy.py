@@ -21,6 +21,8 @@ from harbor_ha.settings import HarborHaSettings, STACK_NAMES, load_settings
 from harbor_ha.terraform_config import terraform_env
 
 MASK = "(sensitive)"
+# Streamed with a progress line (harbor_ha.progress) instead of terraform's own lines.
+PROGRESS_COMMANDS = ("apply", "destroy")
 
 
 class DeployError(RuntimeError):
@@ -109,6 +111,8 @@ class StackRun:
         from python_terraform import Terraform
 
         stream = self.stream if stream is None else stream
+        if stream and command in PROGRESS_COMMANDS:
+            return self._terraform_with_progress(command, *args, ok=ok, **options)
         if stream:
             options["capture_output"] = False
         with _environ(terraform_env(self.settings.provider_mirror, self.project_dir)):
@@ -117,6 +121,23 @@ class StackRun:
             detail = f":\n{err.strip()}" if err else " (its messages are above)"
             raise DeployError(f"terraform {command} of stack {self.stack} failed with exit code {code}{detail}")
         return code, out or ""
+
+    def _terraform_with_progress(self, command: str, *args, ok, **options) -> tuple[int, str]:
+        """``terraform <command> -json``, its progress shown by harbor_ha.progress instead of its raw lines."""
+        from python_terraform import IsFlagged, Terraform
+
+        from harbor_ha.progress import follow
+
+        for spelling in ("skip_plan", "force"):  # python-terraform's ways of asking for -auto-approve
+            options.pop(spelling, None)
+        options.update(input=False, auto_approve=IsFlagged, json=IsFlagged, no_color=IsFlagged)
+        argv = Terraform().generate_cmd_string(command, *args, **options)
+        progress = follow(argv, cwd=self.workdir, env=terraform_env(self.settings.provider_mirror, self.project_dir),
+                          label=f"{command} {self.stack}")
+        if progress.returncode not in ok:
+            raise DeployError(f"terraform {command} of stack {self.stack} failed with exit code "
+                              f"{progress.returncode}" + "".join(f"\n{e}" for e in progress.errors))
+        return progress.returncode, ""
 
     def init(self) -> None:
         self.terraform("init", stream=False)

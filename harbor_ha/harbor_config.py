@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import yaml
 
+from harbor_ha.cloud_init import SAFE_DUMPER
 from harbor_ha.harbor_release import minor_release, release_problem
 
 # Paths on the node: the configure script puts the certificate there (see templates/harbor).
@@ -110,7 +111,7 @@ class HarborConfig:
             raise ValueError(f"harbor_version = {self.harbor_version!r}: allowed is {problem}")
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(SAFE_DUMPER):
     pass
 
 

@@ -53,10 +53,15 @@ def cli_config_text(mirror: Path) -> str:
     )
 
 
+# Terraform's and cdktf's calls home: update and telemetry checks (checkpoint-api.hashicorp.com) and cdktf's
+# npm version check. Offline they end in a getaddrinfo error; nowhere are they needed to deploy.
+UPDATE_CHECKS_OFF = {"CHECKPOINT_DISABLE": "1", "DISABLE_VERSION_CHECK": "1"}
+
+
 def terraform_env(provider_mirror: str = "", project_dir: str | os.PathLike | None = None) -> dict[str, str]:
     """``os.environ`` plus what terraform needs here: the mirror's CLI config (if any) and a shared
     plugin cache so that each stack does not copy the provider again."""
-    env = dict(os.environ)
+    env = {**UPDATE_CHECKS_OFF, **os.environ}
     env.setdefault("TF_IN_AUTOMATION", "1")
     root = state_dir(project_dir)
     mirror = find_mirror(provider_mirror)

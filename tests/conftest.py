@@ -181,3 +181,14 @@ def terraform_validate(workdir: Path, text: str, monkeypatch) -> None:
     result = json.loads(out)
     assert code == 0 and result["valid"], json.dumps(result["diagnostics"], indent=2) + err
     assert result["warning_count"] == 0, json.dumps(result["diagnostics"], indent=2)
+
+
+@pytest.fixture(scope="session")
+def default_docs(app) -> dict[str, dict]:
+    """The Terraform JSON of every stack at the default settings (what the docs show), built once per session."""
+    from harbor_ha.settings import STACK_NAMES
+    from harbor_ha.stacks import stack_class
+
+    settings = HarborHaSettings()
+    return {name: json.loads(CdktfTesting.synth(stack_class(name)(
+        app, f"defaults-{name}", settings=settings, local_endpoint=TEST_LOCAL_ENDPOINT))) for name in STACK_NAMES}

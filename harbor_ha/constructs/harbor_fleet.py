@@ -157,12 +157,15 @@ class HarborFleet(Construct):
         zones = len(network.private_subnet_ids)
         self.user_data: list[str] = []
         instances = []
+        def render(extra: CloudConfig) -> str:
+            return harbor_cloud_config(config=config, environment=environment, shared_secrets=True,
+                                       extra=extra).render()
+
+        # Nodes without a configuration of their own share one rendering (synth time must not grow per node).
+        shared = props.extra_cloud_config or CloudConfig()
+        same_for_all = None if props.extra_cloud_config_per_node else render(shared)
         for i in range(props.count):
-            extra = props.extra_cloud_config or CloudConfig()
-            if props.extra_cloud_config_per_node:
-                extra = extra.merge(props.extra_cloud_config_per_node[i])
-            user_data = harbor_cloud_config(config=config, environment=environment, shared_secrets=True,
-                                            extra=extra).render()
+            user_data = same_for_all or render(shared.merge(props.extra_cloud_config_per_node[i]))
             self.user_data.append(user_data)
             address = props.addresses[i] if props.addresses else None
             instances.append(hosts.add_instance(

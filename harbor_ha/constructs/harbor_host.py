@@ -85,8 +85,9 @@ class HarborHosts(Construct):
         if ssm_access:
             IamRolePolicyAttachment(self, "ssm-core", role=self.role.name,
                                     policy_arn=f"arn:{self._partition}:iam::aws:policy/AmazonSSMManagedInstanceCore")
-        self._profile = IamInstanceProfile(self, "profile", name_prefix=f"{name}-", role=self.role.name)
-        self._ami = DataAwsSsmParameter(self, "ami", name=AL2023_X86_64)
+        # Token strings read once: every read is a round trip to jsii's node process, per instance otherwise.
+        self._profile_name = IamInstanceProfile(self, "profile", name_prefix=f"{name}-", role=self.role.name).name
+        self._ami_id = DataAwsSsmParameter(self, "ami", name=AL2023_X86_64).value
 
         self.key = customer_key(self, alias=f"{name}-harbor", description=f"{name}: Harbor secrets")
         self.kms_key_arn = self.key.arn
@@ -153,13 +154,13 @@ class HarborHosts(Construct):
     def add_instance(self, id_: str, *, subnet_id: str, user_data: str, private_ip: str | None = None,
                      public_address: bool = False, tags: Mapping[str, str] | None = None) -> Instance:
         return Instance(
-            self, id_, ami=self._ami.value, instance_type=self._instance_type, subnet_id=subnet_id,
+            self, id_, ami=self._ami_id, instance_type=self._instance_type, subnet_id=subnet_id,
             private_ip=private_ip, associate_public_ip_address=public_address or None,
             vpc_security_group_ids=[self.security_group_id],
-            iam_instance_profile=self._profile.name, monitoring=self._monitoring,
+            iam_instance_profile=self._profile_name, monitoring=self._monitoring,
             metadata_options=InstanceMetadataOptions(http_endpoint="enabled", http_tokens="required",
                                                      http_put_response_hop_limit=2),
-            root_block_device=InstanceRootBlockDevice(encrypted=True, kms_key_id=self.key.arn, volume_type="gp3",
+            root_block_device=InstanceRootBlockDevice(encrypted=True, kms_key_id=self.kms_key_arn, volume_type="gp3",
                                                       volume_size=self._volume_gib, delete_on_termination=True),
             user_data=user_data, tags={"Name": f"{self._name}-{id_}", **(tags or {})},
             depends_on=list(self._grants),

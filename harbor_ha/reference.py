@@ -1,0 +1,105 @@
+"""The construct reference (docs/constructs.md), generated from the construct modules' own docstrings, props
+dataclasses and constructor signatures, so that it cannot drift from the code (a test compares them).
+
+    python -m harbor_ha.reference > docs/constructs.md
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+CONSTRUCTS = Path(__file__).resolve().parent / "constructs"
+HEADER = """# Construct reference
+
+Every construct of `harbor_ha.constructs`, as an outside project imports it. Each takes `(scope, id, *, props)`
+(or keyword arguments where it has no props class); a props class is a frozen dataclass whose fields state
+their defaults. In the examples `...` marks a value you supply (required fields only; the others have
+defaults), and `stack` is your `TerraformStack`. `examples/custom_stack/main.py` is a complete, tested program
+that composes them.
+
+Generated from the code by `python -m harbor_ha.reference > docs/constructs.md` (a test keeps this file in
+step).
+"""
+
+
+def _doc(node) -> str:
+    return " ".join((ast.get_docstring(node) or "").split())
+
+
+def _first_paragraph(node) -> str:
+    return " ".join((ast.get_docstring(node) or "").split("\n\n")[0].split())
+
+
+def _fields(props: ast.ClassDef) -> list[tuple[str, str, bool, str]]:
+    """(name, type, required, docstring) of each field of a props dataclass."""
+    found = []
+    body = props.body
+    for node, following in zip(body, [*body[1:], None]):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            doc = (" ".join(str(following.value.value).split()) if isinstance(following, ast.Expr)
+                   and isinstance(following.value, ast.Constant) else "")
+            found.append((node.target.id, ast.unparse(node.annotation), node.value is None, doc))
+    return found
+
+
+def _keyword_args(cls: ast.ClassDef) -> list[tuple[str, str, bool]]:
+    init = next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
+    if init is None:
+        return []
+    args = init.args
+    defaults = [None] * (len(args.kwonlyargs) - len(args.kw_defaults)) + list(args.kw_defaults)
+    return [(a.arg, ast.unparse(a.annotation) if a.annotation else "", d is None)
+            for a, d in zip(args.kwonlyargs, defaults)]
+
+
+def _is_construct(cls: ast.ClassDef) -> bool:
+    return any(ast.unparse(base) == "Construct" for base in cls.bases)
+
+
+def construct_reference() -> str:
+    """The Markdown reference of every construct class in ``harbor_ha/constructs``."""
+    sections = [HEADER]
+    for path in sorted(CONSTRUCTS.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+        module = f"harbor_ha.constructs.{path.stem}"
+        for name, cls in classes.items():
+            if not _is_construct(cls) or name.startswith("_"):
+                continue
+            props = classes.get(f"{name}Props")
+            sections.append(_section(module, name, cls, props, tree))
+    return "\n".join(sections).rstrip() + "\n"
+
+
+def _section(module: str, name: str, cls: ast.ClassDef, props: ast.ClassDef | None, tree: ast.Module) -> str:
+    variable = "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+    lines = [f"## {name}", "", f"`{module}`: {_first_paragraph(tree)}", ""]
+    if props is not None:
+        required = [f for f in _fields(props) if f[2]]
+        arguments = ", ".join(f"{n}=..." for n, *_ in required)
+        lines += ["```python", f"from {module} import {name}, {props.name}", "",
+                  f'{variable} = {name}(stack, "{variable.replace("_", "-")}", props={props.name}({arguments}))',
+                  "```", ""]
+    else:
+        required = [a for a in _keyword_args(cls) if a[2]]
+        arguments = "".join(f", {n}=..." for n, *_ in required)
+        lines += ["```python", f"from {module} import {name}", "",
+                  f'{variable} = {name}(stack, "{variable.replace("_", "-")}"{arguments})', "```", ""]
+    if _doc(cls):
+        lines += [_doc(cls), ""]
+    if props is not None:
+        lines += [f"`{props.name}`" + (f": {_doc(props)}" if _doc(props) else " fields:"), "",
+                  "| field | type | required | meaning and default |",
+                  "|---|---|---|---|"]
+        lines += [f"| `{n}` | `{t}` | {'yes' if r else ''} | {d.replace('|', '/')} |" for n, t, r, d in _fields(props)]
+        lines.append("")
+    else:
+        lines += ["| argument | type | required |", "|---|---|---|"]
+        lines += [f"| `{n}` | `{t}` | {'yes' if r else ''} |" for n, t, r in _keyword_args(cls)]
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(construct_reference(), end="")
