@@ -127,6 +127,7 @@ from cdktf_cdktf_provider_aws.s3_bucket_versioning import S3BucketVersioningA, S
 from cdktf_cdktf_provider_aws.secretsmanager_secret import SecretsmanagerSecret  # noqa: E402
 from cdktf_cdktf_provider_aws.secretsmanager_secret_version import SecretsmanagerSecretVersion  # noqa: E402
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup  # noqa: E402
+from cdktf_cdktf_provider_aws.ssm_parameter import SsmParameter  # noqa: E402
 from cdktf_cdktf_provider_aws.subnet import Subnet  # noqa: E402
 from cdktf_cdktf_provider_aws.volume_attachment import VolumeAttachment  # noqa: E402
 from cdktf_cdktf_provider_aws.vpc import Vpc  # noqa: E402

@@ -32,6 +32,17 @@ own address, so the node's answer comes back through the director without route-
 which lvs-nat-setup applies before keepalived starts on every boot. Every packet the director sends or
 receives carries its own address, so EC2's source/destination check can stay on.
 
+The pool follows the fleet without touching VRRP. On the directors keepalived runs as two processes, each
+with its own unit and file: ``harbor-vrrp`` (``keepalived --vrrp``, ``vrrp.conf``, from user-data, never
+changed) and ``harbor-lvs`` (``keepalived --check``, ``lvs.conf``). The real-server list lives in an SSM
+parameter that Terraform writes (``pool_parameter_name``); lb-pool, on a 15 s timer, renders it into
+``lvs.conf``, checks it with ``keepalived -t`` and reloads only the checker process (a reload of one
+process that also runs VRRP has been reported to pass VRRP through BACKUP). A parameter rather than
+discovery by tag: Terraform then owns the pool, so draining a server (weight 0) before its instance is
+destroyed is an explicit, ordered step of ``harbor-ha up``, and the parameter's version is what the
+directors acknowledge (their ``harbor-ha:lb-pool`` tag). Real servers start down (``alpha``): a new server
+takes traffic only once its health body says healthy.
+
 Scheduling: ``wlc`` (weighted least connections) with a 300 s ``persistence_timeout``, so that the many
 requests of one client (a UI session, an image push) stay on one node while it is healthy. Correctness does
 not rely on it: the nodes share database, Redis, storage and secrets.
@@ -40,6 +51,7 @@ not rely on it: the nodes share database, Redis, storage and secrets.
 from __future__ import annotations
 
 import hashlib
+import json
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +63,10 @@ from harbor_ha.cloud_init import CloudConfig, WriteFile
 TEMPLATES = Path(__file__).parent / "templates" / "keepalived"
 LIBEXEC = "/usr/local/libexec/harbor-ha"
 CONFIG_PATH = "/etc/keepalived/keepalived.conf"
+# The directors run VRRP and the LVS checker as two keepalived processes, each with its own file.
+VRRP_CONFIG_PATH = "/etc/keepalived/vrrp.conf"
+LVS_CONFIG_PATH = "/etc/keepalived/lvs.conf"
+LVS_PID_FILE = "/run/harbor-ha-lvs/keepalived.pid"
 HEALTH_PATH = "/api/v2.0/health"
 MASTER_MARKER = "169.254.100.1/32"
 PRIORITIES = (150, 100)
@@ -60,8 +76,10 @@ DEFAULT_INTERFACE = "ens5"
 
 
 def program_text(name: str) -> str:
-    """The text of one of the programs keepalived runs: ``check-harbor-health``, ``vip-notify``."""
-    return (TEMPLATES / f"{name}.sh").read_text()
+    """The text of one of the node programs: ``check-harbor-health``, ``vip-notify``, ``lvs-nat-setup`` (shell),
+    ``lb-pool`` (Python)."""
+    shell = TEMPLATES / f"{name}.sh"
+    return (shell if shell.exists() else TEMPLATES / f"{name}.py").read_text()
 
 
 def _distinct_addresses(addresses: Sequence[str]) -> bool:
@@ -149,32 +167,11 @@ def _vrrp_instance(pair: VrrpPair, index: int, extra: Sequence[str] = ()) -> str
     ])
 
 
-def _virtual_server(pair: VrrpPair, index: int, port: int, real_servers: Sequence[str]) -> str:
-    servers = [
-        _block(f"real_server {server} {port}", [
-            "weight 1",
-            _block("MISC_CHECK", [f'misc_path "{pair.health_command(server)}"', "misc_timeout 5"]),
-        ])
-        for server in real_servers
-    ]
-    return _block(f"virtual_server {pair.addresses[index]} {port}", [
-        "delay_loop 5", "lb_algo wlc", "lb_kind NAT", f"persistence_timeout {PERSISTENCE_SECONDS}", "protocol TCP",
-        *servers])
-
-
-def _check_real_servers(real_servers: Sequence[str]) -> None:
-    if not (real_servers and _distinct_addresses(real_servers)):
-        raise ValueError(f"real_servers = {list(real_servers)!r}: allowed is one or more distinct IPv4 addresses")
-
-
-def director_configs(pair: VrrpPair, real_servers: Sequence[str]) -> tuple[str, str]:
-    """keepalived.conf of director 0 and 1: VRRP for the VIP plus one-arm LVS-NAT of HTTPS and HTTP to
-    ``real_servers`` (the Harbor nodes' fixed private addresses), each health-checked by its body."""
-    _check_real_servers(real_servers)
-    return tuple(  # type: ignore[return-value]
-        "\n".join([_global_defs(pair, i), _vrrp_instance(pair, i),
-                   *(_virtual_server(pair, i, port, real_servers) for port in SERVICE_PORTS)])
-        for i in (0, 1))
+def director_configs(pair: VrrpPair) -> tuple[str, str]:
+    """The VRRP keepalived.conf (``VRRP_CONFIG_PATH``) of director 0 and 1: only the election of the VIP
+    holder. The LVS pool is another keepalived process with its own file, which lb-pool renders on the
+    director from the deployment's real-server list (see ``lb_pool_settings``)."""
+    return tuple("\n".join([_global_defs(pair, i), _vrrp_instance(pair, i)]) for i in (0, 1))  # type: ignore
 
 
 def standby_configs(pair: VrrpPair) -> tuple[str, str]:
@@ -187,11 +184,30 @@ def standby_configs(pair: VrrpPair) -> tuple[str, str]:
         "\n".join([_global_defs(pair, i), script, _vrrp_instance(pair, i, [track])]) for i in (0, 1))
 
 
-def lvs_nat_setup(own_ip: str, real_servers: Sequence[str]) -> str:
-    """The boot-time script of one director: forwarding, IPVS conntrack and the SNAT rule."""
-    _check_real_servers(real_servers)
+def lvs_nat_setup(own_ip: str) -> str:
+    """The boot-time script of one director: forwarding, IPVS conntrack and the SNAT rule, whose targets
+    (the nftables set ``harbor_lvs real_servers``) lb-pool keeps equal to the pool."""
     return Template(program_text("lvs-nat-setup")).substitute(
-        own_ip=own_ip, real_servers=", ".join(real_servers), ports=", ".join(map(str, SERVICE_PORTS)))
+        own_ip=own_ip, ports=", ".join(map(str, SERVICE_PORTS)))
+
+
+def pool_parameter_name(name: str) -> str:
+    """The SSM parameter holding the real-server list of deployment ``name`` (written by Terraform)."""
+    return f"/harbor-ha/{name}/lb/real-servers"
+
+
+def pool_document(servers: Sequence[str], draining: Sequence[str] = ()) -> dict:
+    """The real-server list as lb-pool reads it: weight 1 serves, weight 0 drains (IPVS quiesced)."""
+    return {"servers": [{"address": s, "weight": 0 if s in draining else 1} for s in servers]}
+
+
+def lb_pool_settings(pair: VrrpPair, index: int, parameter: str) -> dict:
+    """``/etc/harbor-ha/lb-pool.json`` of director ``index``: what lb-pool renders and where it puts it."""
+    return {"parameter": parameter, "own_ip": pair.addresses[index], "router_id": f"{pair.name}-lvs-{index}",
+            "ports": list(SERVICE_PORTS), "persistence_timeout": PERSISTENCE_SECONDS,
+            "health_program": pair.program("check-harbor-health"), "health_path": HEALTH_PATH,
+            "config": LVS_CONFIG_PATH, "pid_file": LVS_PID_FILE, "ack_file": "/run/harbor-ha-lvs/acknowledged",
+            "keepalived": "/usr/sbin/keepalived", "nft_table": "harbor_lvs", "nft_set": "real_servers"}
 
 
 def _script(pair: VrrpPair, name: str, content: str) -> WriteFile:
@@ -209,14 +225,26 @@ def vrrp_cloud_config(pair: VrrpPair, config: str) -> CloudConfig:
     )
 
 
-def director_cloud_config(pair: VrrpPair, index: int, real_servers: Sequence[str]) -> CloudConfig:
-    """The whole user-data of director ``index``: VRRP node plus IPVS, SNAT, and keepalived started."""
-    dropin = "[Service]\n# One-arm LVS-NAT needs forwarding, IPVS conntrack and SNAT before IPVS is set up.\n" \
-             f"ExecStartPre={pair.program('lvs-nat-setup')}\n"
-    lvs = CloudConfig(
-        packages=("ipvsadm", "nftables"),
-        files=(_script(pair, "lvs-nat-setup", lvs_nat_setup(pair.addresses[index], real_servers)),
-               WriteFile(path="/etc/systemd/system/keepalived.service.d/harbor-ha.conf", content=dropin)),
-        commands=("systemctl daemon-reload", "systemctl enable --now keepalived"),
+def _unit(name: str, **values: str) -> WriteFile:
+    return WriteFile(path=f"/etc/systemd/system/{name}",
+                     content=Template((TEMPLATES / name).read_text()).substitute(libexec=LIBEXEC, **values))
+
+
+def director_cloud_config(pair: VrrpPair, index: int, pool_parameter: str) -> CloudConfig:
+    """The whole user-data of director ``index``: two keepalived processes (VRRP alone in harbor-vrrp,
+    the LVS checker alone in harbor-lvs) and lb-pool, which keeps the checker's pool equal to the SSM
+    parameter ``pool_parameter``. Nothing here depends on the Harbor servers, so scaling never changes it."""
+    return CloudConfig(
+        packages=("keepalived", "ipvsadm", "nftables"),
+        files=(WriteFile(path=VRRP_CONFIG_PATH, content=director_configs(pair)[index], permissions="0640"),
+               WriteFile(path="/etc/harbor-ha/lb-pool.json",
+                         content=json.dumps(lb_pool_settings(pair, index, pool_parameter), indent=1) + "\n"),
+               *(_script(pair, name, program_text(name)) for name in ("check-harbor-health", "vip-notify", "lb-pool")),
+               _script(pair, "lvs-nat-setup", lvs_nat_setup(pair.addresses[index])),
+               _unit("harbor-vrrp.service", config=VRRP_CONFIG_PATH),
+               _unit("harbor-lvs.service", config=LVS_CONFIG_PATH, pid_file=LVS_PID_FILE),
+               _unit("harbor-lb-pool.service"), _unit("harbor-lb-pool.timer")),
+        commands=("systemctl daemon-reload",
+                  "systemctl enable --now harbor-vrrp.service harbor-lvs.service harbor-lb-pool.timer"),
     )
-    return vrrp_cloud_config(pair, director_configs(pair, real_servers)[index]).merge(lvs)
+    return lvs

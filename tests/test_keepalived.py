@@ -4,6 +4,7 @@ where a node's identity requires it, and the health check reads Harbor's answer 
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 import shutil
@@ -14,14 +15,13 @@ from pathlib import Path
 import pytest
 
 from harbor_ha.keepalived import (
-    LIBEXEC, MASTER_MARKER, TEMPLATES, VrrpPair, director_cloud_config, director_configs, lvs_nat_setup, program_text,
-    standby_configs,
+    CONFIG_PATH, LIBEXEC, MASTER_MARKER, TEMPLATES, VRRP_CONFIG_PATH, VrrpPair, director_cloud_config,
+    director_configs, lvs_nat_setup, program_text, standby_configs,
 )
 
 from conftest import IN_CI, QuietHandler, loopback_server, require_tool
 
 ADDRESSES = ("10.40.0.10", "10.40.64.10")
-REAL_SERVERS = ["10.40.128.10", "10.40.192.10", "10.40.128.11"]
 
 
 def host_interface() -> str:
@@ -51,14 +51,14 @@ def keepalived_check(text: str, directory: Path) -> subprocess.CompletedProcess:
 
 
 def check_installed_config(files: dict[str, str], workdir: Path) -> subprocess.CompletedProcess:
-    """``keepalived -t`` on the keepalived.conf that a node's user-data writes (``files``: path -> text), with
-    the programs it writes installed in ``workdir`` and the instance's interface (ens5) mapped onto this
-    machine."""
+    """``keepalived -t`` on the VRRP configuration that a node's user-data writes (``files``: path -> text):
+    vrrp.conf on a director, keepalived.conf on an active-standby node; with the programs it writes installed
+    in ``workdir`` and the instance's interface (ens5) mapped onto this machine."""
     workdir.mkdir(mode=0o755, exist_ok=True)
     for name in ("check-harbor-health", "vip-notify"):
         (workdir / name).write_text(files[f"{LIBEXEC}/{name}"])
         (workdir / name).chmod(0o755)
-    config = files["/etc/keepalived/keepalived.conf"].replace(LIBEXEC, str(workdir)).replace(
+    config = files.get(VRRP_CONFIG_PATH, files.get(CONFIG_PATH, "")).replace(LIBEXEC, str(workdir)).replace(
         "interface ens5", f"interface {host_interface()}")
     return keepalived_check(config, workdir)
 
@@ -71,7 +71,7 @@ def pair(tmp_path) -> VrrpPair:
 
 @pytest.mark.parametrize("kind", ["director", "standby"])
 def test_every_rendered_configuration_passes_keepalived_check(pair, tmp_path, kind):
-    configs = director_configs(pair, REAL_SERVERS) if kind == "director" else standby_configs(pair)
+    configs = director_configs(pair) if kind == "director" else standby_configs(pair)
     for index, text in enumerate(configs):
         result = keepalived_check(text, tmp_path)
         assert result.returncode == 0, f"{kind} {index}:\n{result.stderr}\n{text}"
@@ -79,7 +79,7 @@ def test_every_rendered_configuration_passes_keepalived_check(pair, tmp_path, ki
 
 def test_keepalived_check_rejects_a_broken_configuration(pair, tmp_path):
     """The judge used above does notice mistakes."""
-    text = director_configs(pair, REAL_SERVERS)[0].replace("lb_kind NAT", "lb_kind NATT")
+    text = director_configs(pair)[0].replace("unicast_peer {", "unicast_peers {")
     assert keepalived_check(text, tmp_path).returncode != 0
     (tmp_path / "check-harbor-health").unlink()
     assert keepalived_check(standby_configs(pair)[0], tmp_path).returncode != 0, "a missing vrrp_script"
@@ -92,9 +92,9 @@ def changed_lines(first: str, second: str) -> list[str]:
 
 @pytest.mark.parametrize("kind", ["director", "standby"])
 def test_the_two_nodes_differ_only_in_identity(pair, kind):
-    first, second = director_configs(pair, REAL_SERVERS) if kind == "director" else standby_configs(pair)
+    first, second = director_configs(pair) if kind == "director" else standby_configs(pair)
     allowed = re.compile(r"^[+-]\s*(router_id harbor-vip-[01]|priority (150|100)|unicast_src_ip 10\.40\.(0|64)\.10"
-                         r"|10\.40\.(0|64)\.10|virtual_server 10\.40\.(0|64)\.10 (443|80) \{)$")
+                         r"|10\.40\.(0|64)\.10)$")
     diff = changed_lines(first, second)
     assert diff, "the nodes must differ in priority and addresses"
     assert [line for line in diff if not allowed.match(line)] == []
@@ -103,7 +103,7 @@ def test_the_two_nodes_differ_only_in_identity(pair, kind):
 
 
 def test_vrrp_is_unicast_without_preemption_and_notifies_vip_notify(pair):
-    director, _ = director_configs(pair, REAL_SERVERS)
+    director, _ = director_configs(pair)
     standby, _ = standby_configs(pair)
     for text in (director, standby):
         assert "state BACKUP" in text and "nopreempt" in text
@@ -116,15 +116,10 @@ def test_vrrp_is_unicast_without_preemption_and_notifies_vip_notify(pair):
     assert f'script "{pair.libexec}/check-harbor-health https://127.0.0.1/api/v2.0/health"' in standby
 
 
-def test_director_balances_https_and_http_over_every_real_server_with_body_checks(pair):
-    director, _ = director_configs(pair, REAL_SERVERS)
-    for port in (443, 80):
-        block = director.split(f"virtual_server 10.40.0.10 {port} {{")[1].split("\nvirtual_server")[0]
-        assert "lb_kind NAT" in block and "lb_algo wlc" in block and "persistence_timeout 300" in block
-        for server in REAL_SERVERS:
-            assert f"real_server {server} {port} {{" in block
-            assert f'misc_path "{pair.libexec}/check-harbor-health https://{server}/api/v2.0/health"' in block
-    assert "HTTP_GET" not in director and "SSL_GET" not in director, "status codes cannot judge Harbor's health"
+def test_director_vrrp_configuration_holds_no_pool(pair):
+    """The pool is the LVS checker's (lb-pool renders it on the director): VRRP's file never changes with it."""
+    for text in director_configs(pair):
+        assert "virtual_server" not in text and "real_server" not in text
 
 
 def test_pairs_of_different_names_use_different_router_ids():
@@ -143,38 +138,42 @@ def test_bad_pairs_are_rejected(kwargs, prop):
         VrrpPair(**kwargs)
 
 
-@pytest.mark.parametrize("servers", [[], ["10.0.0.1", "10.0.0.1"], ["harbor.example.com"]])
-def test_bad_real_servers_are_rejected(servers):
-    with pytest.raises(ValueError, match="^real_servers = "):
-        director_configs(VrrpPair(name="vip", addresses=ADDRESSES), servers)
-
-
-def test_lvs_nat_setup_enables_forwarding_ipvs_conntrack_and_snat(tmp_path):
-    script = lvs_nat_setup("10.40.0.10", REAL_SERVERS)
+def test_lvs_nat_setup_enables_forwarding_ipvs_conntrack_and_snat_to_the_pool_set(tmp_path):
+    script = lvs_nat_setup("10.40.0.10")
     assert "sysctl -qw net.ipv4.ip_forward=1" in script and "sysctl -qw net.ipv4.vs.conntrack=1" in script
-    assert "ip daddr { 10.40.128.10, 10.40.192.10, 10.40.128.11 } tcp dport { 443, 80 } snat to 10.40.0.10" in script
+    assert "sysctl -qw net.ipv4.vs.expire_quiescent_template=1" in script, "a drained server gets no new clients"
+    assert "set real_servers { type ipv4_addr; }" in script
+    assert "ip daddr @real_servers tcp dport { 443, 80 } snat to 10.40.0.10" in script
     path = tmp_path / "lvs-nat-setup"
     path.write_text(script)
     result = subprocess.run([require_tool("shellcheck"), str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
 
 
-def test_director_user_data_runs_lvs_setup_before_keepalived():
+def test_director_runs_vrrp_and_the_lvs_checker_as_two_units():
     pair = VrrpPair(name="harbor-vip", addresses=ADDRESSES)
-    config = director_cloud_config(pair, 1, REAL_SERVERS)
+    config = director_cloud_config(pair, 1, "/harbor-ha/harbor-vip/lb/real-servers")
     assert set(config.packages) == {"keepalived", "ipvsadm", "nftables"}
-    files = {f.path: f for f in config.files}
-    assert files["/etc/keepalived/keepalived.conf"].content == director_configs(pair, REAL_SERVERS)[1]
-    assert "snat to 10.40.64.10" in files["/usr/local/libexec/harbor-ha/lvs-nat-setup"].content
-    assert "ExecStartPre=/usr/local/libexec/harbor-ha/lvs-nat-setup" in \
-        files["/etc/systemd/system/keepalived.service.d/harbor-ha.conf"].content
-    assert {files[p].permissions for p in files if "/libexec/" in p} == {"0755"}
-    assert config.commands[-1] == "systemctl enable --now keepalived"
+    files = {f.path: f.content for f in config.files}
+    assert files[VRRP_CONFIG_PATH] == director_configs(pair)[1]
+    assert "snat to 10.40.64.10" in files[f"{LIBEXEC}/lvs-nat-setup"]
+    vrrp = files["/etc/systemd/system/harbor-vrrp.service"]
+    lvs = files["/etc/systemd/system/harbor-lvs.service"]
+    assert f" --vrrp --use-file={VRRP_CONFIG_PATH} " in vrrp and "--check" not in vrrp
+    assert " --check --use-file=/etc/keepalived/lvs.conf " in lvs and "--vrrp" not in lvs
+    assert lvs.index(f"ExecStartPre={LIBEXEC}/lvs-nat-setup") < lvs.index(f"ExecStartPre={LIBEXEC}/lb-pool --no-reload")
+    for unit in (vrrp, lvs):
+        assert "ExecReload=/bin/kill -HUP $MAINPID" in unit
+    settings = json.loads(files["/etc/harbor-ha/lb-pool.json"])
+    assert settings["parameter"] == "/harbor-ha/harbor-vip/lb/real-servers" and settings["own_ip"] == "10.40.64.10"
+    assert settings["pid_file"] in lvs, "lb-pool signals the checker's own process, never VRRP's"
+    assert config.commands[-1] == "systemctl enable --now harbor-vrrp.service harbor-lvs.service harbor-lb-pool.timer"
+    assert CONFIG_PATH not in files, "the stock keepalived.service has no configuration and stays off"
 
 
 def test_programs_have_no_terraform_interpolation():
     """They travel inside Terraform strings, where a dollar-brace would be read as a reference."""
-    for name in ("check-harbor-health", "vip-notify", "lvs-nat-setup"):
+    for name in ("check-harbor-health", "vip-notify", "lvs-nat-setup", "lb-pool"):
         assert "${" not in program_text(name) and "%{" not in program_text(name), name
 
 

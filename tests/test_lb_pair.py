@@ -14,7 +14,7 @@ import yaml
 from harbor_ha.constructs.lb_pair import AL2023_X86_64, LoadBalancerPair, LoadBalancerPairProps
 from harbor_ha.constructs.network import HarborNetwork, HarborNetworkProps
 from harbor_ha.constructs.static_ips import PlacedAddress, StaticIps, StaticIpsProps
-from harbor_ha.keepalived import LIBEXEC
+from harbor_ha.keepalived import LIBEXEC, VRRP_CONFIG_PATH, program_text
 from harbor_ha.settings import HarborHaSettings
 from harbor_ha.stacks.base import HarborHaStack
 from harbor_ha.terraform_config import terraform_env
@@ -35,9 +35,9 @@ class LbStack(HarborHaStack):
         self.network = HarborNetwork(self, "network", props=HarborNetworkProps(name="harbor", availability_zones=ZONES))
         self.static_ips = StaticIps(self, "static-ips", props=StaticIpsProps(
             network=self.network, name="harbor", harbor_count=2))
+        props.setdefault("real_server_ips", tuple(a.private_ip for a in self.static_ips.harbor_addresses))
         self.lb = LoadBalancerPair(self, "lb", props=LoadBalancerPairProps(
-            network=self.network, static_ips=self.static_ips,
-            real_server_ips=tuple(a.private_ip for a in self.static_ips.harbor_addresses), **props))
+            network=self.network, static_ips=self.static_ips, **props))
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,10 @@ def test_directors_are_hardened(built):
     (profile_name, _), = resources(doc, "aws_iam_instance_profile").items()
     for director in directors(doc):
         assert director["ami"] == f"${{data.aws_ssm_parameter.{ami_name}.value}}"
-        assert director["lifecycle"]["ignore_changes"] == ["ami"], "a new AMI must not replace a running director"
+        ignored = director["lifecycle"]["ignore_changes"]
+        assert ignored[0] == "ami", "a new AMI must not replace a running director"
+        assert ignored[1:] == ['tags["harbor-ha:lb-pool"]', 'tags_all["harbor-ha:lb-pool"]'], "lb-pool's own report"
+        assert "user_data" not in ignored
         assert director["metadata_options"] == {"http_endpoint": "enabled", "http_tokens": "required",
                                                 "http_put_response_hop_limit": 1}
         assert director["root_block_device"] == {"encrypted": True, "volume_type": "gp3", "volume_size": 16}
@@ -87,10 +90,41 @@ def test_role_can_move_the_vip_and_use_session_manager_only(built):
     stack, doc = built
     (role_name, role), = resources(doc, "aws_iam_role").items()
     assert json.loads(role["assume_role_policy"])["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
-    (policy,) = resources(doc, "aws_iam_role_policy").values()
-    assert policy["role"] == f"${{aws_iam_role.{role_name}.name}}" and policy["name"].endswith("associate-vip")
+    policies = resources(doc, "aws_iam_role_policy").values()
+    assert sorted(p["name"] for p in policies) == ["lb-lb-pool", "static-ips-associate-vip"]
+    assert all(p["role"] == f"${{aws_iam_role.{role_name}.name}}" for p in policies)
     (attachment,) = resources(doc, "aws_iam_role_policy_attachment").values()
     assert attachment["policy_arn"].endswith(":iam::aws:policy/AmazonSSMManagedInstanceCore")
+
+
+def test_directors_read_the_pool_parameter_and_tag_only_themselves(built):
+    stack, doc = built
+    (name, parameter), = resources(doc, "aws_ssm_parameter").items()
+    assert stack.lb.pool_parameter == parameter["name"] == "/harbor-ha/harbor/lb/real-servers"
+    (key_name, key), = resources(doc, "aws_kms_key").items()
+    assert parameter["type"] == "SecureString" and parameter["key_id"] == f"${{aws_kms_key.{key_name}.arn}}"
+    assert key["enable_key_rotation"] is True
+    assert parameter["value"] == ('${jsonencode({"servers" = [{"address" = "10.40.128.10", "weight" = 1}, '
+                                  '{"address" = "10.40.192.10", "weight" = 1}]})}')
+    statements = [s for d in doc["data"]["aws_iam_policy_document"].values() if any(
+        "ssm:GetParameter" in st["actions"] for st in d["statement"]) for s in d["statement"]]
+    assert statements[0] == {"actions": ["ssm:GetParameter"], "effect": "Allow",
+                             "resources": [f"${{aws_ssm_parameter.{name}.arn}}"]}
+    assert statements[1] == {"actions": ["kms:Decrypt"], "effect": "Allow",
+                             "resources": [f"${{aws_kms_key.{key_name}.arn}}"]}
+    assert statements[2]["actions"] == ["ec2:CreateTags"] and statements[2]["resources"] == ["&{ec2:SourceInstanceARN}"]
+    assert statements[2]["condition"] == [{"test": "ForAllValues:StringEquals", "variable": "aws:TagKeys",
+                                           "values": ["harbor-ha:lb-pool"]}]
+
+
+def test_directors_user_data_does_not_depend_on_the_harbor_servers(app, stack_id, synth, built):
+    """Scaling the fleet must neither stop nor replace a director: their user-data names no server."""
+    _, doc = built
+    bigger = synth(LbStack(app, stack_id, settings=HarborHaSettings(), real_server_ips=HARBOR_IPS + ("10.40.128.11",)))
+    assert [d["user_data"] for d in directors(bigger)] == [d["user_data"] for d in directors(doc)]
+    assert all(ip not in d["user_data"] for d in directors(doc) for ip in HARBOR_IPS)
+    (parameter,) = resources(bigger, "aws_ssm_parameter").values()
+    assert "10.40.128.11" in parameter["value"]
 
 
 def rules(doc: dict, kind: str) -> list[tuple]:
@@ -123,13 +157,12 @@ def test_user_data_carries_the_rendered_keepalived_configs(built):
     for index, director in enumerate(directors(doc)):
         assert director["user_data"].startswith("#cloud-config\n")
         files = written_files(director["user_data"])
-        assert files["/etc/keepalived/keepalived.conf"] == stack.lb.keepalived_configs[index]
-        assert f"unicast_src_ip {stack.lb.private_ips[index]}" in files["/etc/keepalived/keepalived.conf"]
-        for server in HARBOR_IPS:
-            assert f"real_server {server} 443" in files["/etc/keepalived/keepalived.conf"]
+        assert files[VRRP_CONFIG_PATH] == stack.lb.keepalived_configs[index]
+        assert f"unicast_src_ip {stack.lb.private_ips[index]}" in files[VRRP_CONFIG_PATH]
         assert f"snat to {stack.lb.private_ips[index]}" in files[f"{LIBEXEC}/lvs-nat-setup"]
+        assert files[f"{LIBEXEC}/lb-pool"] == program_text("lb-pool")
         commands = yaml.safe_load(director["user_data"])["runcmd"]
-        assert commands[-1] == "systemctl enable --now keepalived"
+        assert commands[-1] == "systemctl enable --now harbor-vrrp.service harbor-lvs.service harbor-lb-pool.timer"
 
 
 def test_keepalived_accepts_the_configs_extracted_from_user_data(built, tmp_path):
@@ -150,7 +183,7 @@ def test_user_data_passes_cloud_init_schema_and_shellcheck(built, tmp_path):
         result = subprocess.run([cloud_init, "schema", "--config-file", str(path)], capture_output=True, text=True)
         assert result.returncode == 0, result.stdout + result.stderr
         for name, content in written_files(director["user_data"]).items():
-            if content.startswith("#!"):
+            if content.startswith("#!/bin/"):
                 script = tmp_path / f"{index}-{name.rsplit('/', 1)[-1]}"
                 script.write_text(content)
                 checked = subprocess.run([shellcheck, str(script)], capture_output=True, text=True)

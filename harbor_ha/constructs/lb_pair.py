@@ -1,8 +1,10 @@
 """The load-balancer pair of the active-active topology: two directors in two AZs running keepalived (VRRP
 elects which one holds the VIP) and LVS in one-arm NAT mode in front of the Harbor servers.
 
-See ``harbor_ha.keepalived`` for the VRRP, health-check and LVS-NAT choices. The directors run Amazon Linux
-2023; a new AMI does not replace a running director (``ami`` changes are ignored: replace one node at a time
+See ``harbor_ha.keepalived`` for the VRRP, health-check and LVS-NAT choices. The real-server list is not in the
+directors' user-data: it is the SSM parameter ``pool_parameter`` that this construct writes and lb-pool on
+each director applies (see ``harbor_ha.keepalived``), so a change of the fleet never stops or replaces a
+director. The directors run Amazon Linux 2023; a new AMI does not replace a running director (``ami`` changes are ignored: replace one node at a time
 by hand, the VIP moves to the other). Administration goes through SSM Session Manager (the role carries
 AmazonSSMManagedInstanceCore) unless ``ssm_access`` is off; SSH is opened only to ``ssh_cidrs``.
 """
@@ -13,14 +15,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from harbor_ha.aws import (
-    Construct, DataAwsPartition, DataAwsSsmParameter, IamInstanceProfile, IamRole, IamRolePolicyAttachment, Instance,
-    InstanceMetadataOptions, InstanceRootBlockDevice, SecurityGroup, TerraformResourceLifecycle,
+    Construct, DataAwsPartition, DataAwsSsmParameter, Fn, IamInstanceProfile, IamRole, IamRolePolicyAttachment,
+    Instance, InstanceMetadataOptions, InstanceRootBlockDevice, SecurityGroup, SsmParameter,
+    TerraformResourceLifecycle,
 )
 from harbor_ha.constructs.connections import allow_egress_tcp, allow_tcp_from_cidr, allow_vrrp_within
-from harbor_ha.constructs.data_tier import require, require_whole
+from harbor_ha.constructs.data_tier import customer_key, grant, require, require_whole, statement
 from harbor_ha.constructs.harbor_host import AL2023_X86_64, EC2_TRUST
 from harbor_ha.constructs.static_ips import VIP_TAG_KEY, StaticIps
-from harbor_ha.keepalived import DEFAULT_INTERFACE, SERVICE_PORTS, VrrpPair, director_cloud_config, director_configs
+from harbor_ha.keepalived import (
+    DEFAULT_INTERFACE, SERVICE_PORTS, VrrpPair, director_cloud_config, director_configs, pool_document,
+    pool_parameter_name,
+)
+from harbor_ha.node_reports import LB_POOL_TAG, report_tags_ignored, self_tag_statement
 
 
 @dataclass(frozen=True)
@@ -32,7 +39,8 @@ class LoadBalancerPairProps:
     static_ips: StaticIps
     """Holds the VIP and the directors' fixed addresses (``lb_count=2``)."""
     real_server_ips: tuple[str, ...]
-    """The Harbor servers' fixed private addresses (``static_ips.harbor_addresses``)."""
+    """The Harbor servers' fixed private addresses (``static_ips.harbor_addresses``): the pool, written to
+    the SSM parameter ``pool_parameter`` (not to the directors' user-data)."""
     name: str = "harbor-lb"
     """Prefix of the Name tags and IAM names. Default ``harbor-lb``."""
     instance_type: str = "t3.small"
@@ -68,7 +76,8 @@ class LoadBalancerPair(Construct):
     """Two keepalived + LVS directors holding the VIP, one per AZ.
 
     Attributes: ``instance_ids``, ``private_ips``, ``security_group_id``, ``role`` (shared by both),
-    ``keepalived_configs`` (the rendered keepalived.conf of director 0 and 1).
+    ``keepalived_configs`` (the VRRP keepalived configuration of director 0 and 1), ``pool_parameter`` (name
+    of the SSM parameter holding the real-server list).
     Give the Harbor servers' security group access with ``allow_to(fleet)``.
     """
 
@@ -79,10 +88,17 @@ class LoadBalancerPair(Construct):
         self.private_ips = [a.private_ip for a in addresses]
         pair = VrrpPair(name=static_ips.vip_tags[VIP_TAG_KEY], addresses=tuple(self.private_ips),
                         interface=props.interface)
-        self.keepalived_configs = list(director_configs(pair, props.real_server_ips))
+        self.keepalived_configs = list(director_configs(pair))
         self.security_group_id = self._security_group(props)
         self.role = IamRole(self, "role", name_prefix=f"{props.name}-", assume_role_policy=EC2_TRUST)
         static_ips.grant_associate_vip(self.role)
+        self.pool_parameter = pool_parameter_name(pair.name)
+        # Not a secret, but encrypted at rest with a key of the deployment's own, like everything else.
+        key = customer_key(self, alias=f"{props.name}-pool", description=f"{props.name}: the LVS real-server list")
+        pool = SsmParameter(self, "pool", name=self.pool_parameter, type="SecureString", key_id=key.arn,
+                            description=f"{props.name}: the LVS real servers (lb-pool on each director applies it)",
+                            value=Fn.jsonencode(pool_document(props.real_server_ips)))
+        self._grant_pool(pool.arn, key.arn)
         if props.ssm_access:
             partition = DataAwsPartition(self, "partition").partition
             IamRolePolicyAttachment(self, "ssm-core", role=self.role.name,
@@ -101,12 +117,18 @@ class LoadBalancerPair(Construct):
                     http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1),
                 root_block_device=InstanceRootBlockDevice(
                     encrypted=True, volume_type="gp3", volume_size=props.root_volume_gib),
-                user_data=director_cloud_config(pair, i, props.real_server_ips).render(),
+                user_data=director_cloud_config(pair, i, self.pool_parameter).render(),
                 tags={"Name": f"{props.name}-{i}", **static_ips.vip_tags},
-                lifecycle=TerraformResourceLifecycle(ignore_changes=["ami"]))
+                # lb-pool's acknowledgement is the director's own tag, not Terraform's.
+                lifecycle=TerraformResourceLifecycle(ignore_changes=["ami", *report_tags_ignored(LB_POOL_TAG)]))
             for i, address in enumerate(addresses)]
         self.instance_ids = [instance.id for instance in instances]
         static_ips.associate_initially(self.instance_ids[0])
+
+    def _grant_pool(self, parameter_arn: str, key_arn: str) -> None:
+        """lb-pool reads the pool and tags its own director with the version it applied."""
+        grant(self, self.role, "lb-pool", [statement(["ssm:GetParameter"], [parameter_arn]),
+                                           statement(["kms:Decrypt"], [key_arn]), self_tag_statement(LB_POOL_TAG)])
 
     def _security_group(self, props: LoadBalancerPairProps) -> str:
         group = SecurityGroup(self, "security-group", name_prefix=f"{props.name}-", vpc_id=props.network.vpc_id,
