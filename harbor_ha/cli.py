@@ -77,13 +77,15 @@ def main(argv: list[str] | None = None) -> int:
 
         return replicate(argv[1:])
     args = build_parser().parse_args(argv)
+    from harbor_ha.changes import ChangeRefused
     from harbor_ha.deploy import CredentialsMissing, DeployError
     from harbor_ha.local.emulator import EmulatorError
+    from harbor_ha.rolling import RollStopped
     from harbor_ha.target import LocalTargetNotRunning
 
     try:
         return COMMANDS[args.command](args)
-    except (SettingsError, CredentialsMissing, EmulatorError, LocalTargetNotRunning) as error:
+    except (SettingsError, CredentialsMissing, EmulatorError, LocalTargetNotRunning, ChangeRefused) as error:
         print(f"{PROG}: {error}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as error:
@@ -91,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"{PROG}: stack {args.stack} is not part of this harbor-ha version", file=sys.stderr)
         return 2
-    except DeployError as error:
+    except (DeployError, RollStopped) as error:
         print(f"{PROG}: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -110,11 +112,11 @@ def _run(args, stream: bool = True):
 
 
 def cmd_up(args) -> int:
+    from harbor_ha.rolling import up
+
     run = _run(args)
     _announce(run, "deploying")
-    run.synth()
-    run.init()
-    run.terraform("apply", skip_plan=True)
+    up(run, say=lambda line: print(f"{PROG}: {line}", flush=True))
     outputs = run.outputs(mask_sensitive=True)
     print(f"{PROG}: {args.stack} is deployed; outputs:")
     for name, value in sorted(outputs.items()):
@@ -148,12 +150,18 @@ def cmd_down(args) -> int:
     run = _run(args)
     _announce(run, "destroying")
     destroy(args.stack, run.settings)
+    from harbor_ha.changes import forget
+
+    forget(run.project_dir, run.settings.target, args.stack)
     return 0
 
 
 def cmd_plan(args) -> int:
+    from harbor_ha.rolling import check_changes, plan_changes
+
     run = _run(args, stream=not args.json)
     _announce(run, "planning", file=sys.stderr if args.json else sys.stdout)
+    versions = check_changes(run)
     run.synth()
     run.init()
     if args.json:
@@ -162,8 +170,10 @@ def cmd_plan(args) -> int:
         summary = plan(run)
         print(json.dumps(summary, indent=2))
         return 2 if summary["changes"] else 0
-    code, _ = run.terraform("plan", ok=(0, 2))
-    return code
+    plan = plan_changes(run, versions, stream=True)
+    for line in plan.lines() if plan else []:
+        print(f"{PROG}: {line}")
+    return 2 if plan else 0
 
 
 def cmd_local(args) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import re
 from dataclasses import dataclass, field
 
 import yaml
@@ -24,6 +25,16 @@ USER_DATA_LIMIT = 16 * 1024
 COMPRESS_OVER = 1024
 # How an unresolved cdktf token looks in a Python string before synth.
 _TOKEN_MARK = "${TfToken["
+
+
+# Whole-line comments, except the interpreter line and shellcheck directives.
+_COMMENT_LINE_RE = re.compile(r"^\s*#(?!!|\s*shellcheck)")
+
+
+def without_comment_lines(script: str) -> str:
+    """A shell script without its comment lines: they are for readers of this repository, and user-data
+    has 16 KiB for everything (no here-document of the scripts has lines starting with '#')."""
+    return "".join(line for line in script.splitlines(keepends=True) if not _COMMENT_LINE_RE.match(line))
 
 
 def has_reference(text: str) -> bool:
@@ -70,7 +81,8 @@ class CloudConfig:
     def merge(self, other: "CloudConfig") -> "CloudConfig":
         return CloudConfig(
             packages=tuple(dict.fromkeys(self.packages + other.packages)),
-            files=self.files + other.files,
+            # A file both parts write (the same program) is written once.
+            files=self.files + tuple(f for f in other.files if f not in self.files),
             commands=self.commands + other.commands,
             extra={**self.extra, **other.extra},
         )

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Mapping
 
-from harbor_ha.cloud_init import CloudConfig, WriteFile, has_reference
+from harbor_ha.cloud_init import CloudConfig, WriteFile, has_reference, without_comment_lines
 from harbor_ha.harbor_config import STATE_DIR, HarborConfig, dump_harbor_yml, harbor_yml_document, placeholder
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "harbor"
@@ -26,8 +26,6 @@ COMPOSE_VERSION = "2.29.7"
 # Harbor's release signing key (goharbor installation docs: gpg --receive-keys 644FF454C0B4115C).
 HARBOR_SIGNING_KEY = "644FF454C0B4115C"
 _TOKEN_RE = re.compile(r"\$\{TfToken\[[^\]]+\]\}")
-# Whole-line comments, except the interpreter line and shellcheck directives.
-_COMMENT_LINE_RE = re.compile(r"^\s*#(?!!|\s*shellcheck)")
 _SAFE_VALUE_RE = re.compile(r"^[A-Za-z0-9_./:@+=,-]*$")
 
 
@@ -39,9 +37,8 @@ def script_path(name: str) -> Path:
 def boot_script(name: str) -> WriteFile:
     """A boot script without its comment lines: they are for readers of this repository, and user-data
     has 16 KiB for everything (the scripts hold no here-document whose lines start with '#')."""
-    lines = script_path(name).read_text().splitlines(keepends=True)
-    content = "".join(line for line in lines if not _COMMENT_LINE_RE.match(line))
-    return WriteFile(path=f"{SCRIPT_DIR}/{name}", content=content, permissions="0755")
+    return WriteFile(path=f"{SCRIPT_DIR}/{name}", content=without_comment_lines(script_path(name).read_text()),
+                     permissions="0755")
 
 
 def _run(name: str) -> tuple[str, ...]:

@@ -58,7 +58,7 @@ from pathlib import Path
 from string import Template
 from typing import Sequence
 
-from harbor_ha.cloud_init import CloudConfig, WriteFile
+from harbor_ha.cloud_init import CloudConfig, WriteFile, without_comment_lines
 
 TEMPLATES = Path(__file__).parent / "templates" / "keepalived"
 LIBEXEC = "/usr/local/libexec/harbor-ha"
@@ -210,8 +210,16 @@ def lb_pool_settings(pair: VrrpPair, index: int, parameter: str) -> dict:
             "keepalived": "/usr/sbin/keepalived", "nft_table": "harbor_lvs", "nft_set": "real_servers"}
 
 
+def node_program(name: str, libexec: str = LIBEXEC, content: str | None = None) -> WriteFile:
+    """The node program ``name`` (text: ``content`` or ``program_text(name)``) installed in ``libexec``, as
+    user-data carries it: shell comment lines left out (user-data has 16 KiB)."""
+    text = program_text(name) if content is None else content
+    return WriteFile(path=f"{libexec}/{name}", permissions="0755",
+                     content=without_comment_lines(text) if text.startswith("#!/bin/") else text)
+
+
 def _script(pair: VrrpPair, name: str, content: str) -> WriteFile:
-    return WriteFile(path=pair.program(name), content=content, permissions="0755")
+    return node_program(name, pair.libexec, content)
 
 
 def vrrp_cloud_config(pair: VrrpPair, config: str) -> CloudConfig:

@@ -7,10 +7,12 @@ the node's own instance, which a timer on the node keeps fresh.
 * ``harbor-ha:lb-pool`` on a director: the version of the real-server parameter its LVS pool holds
   (written by lb-pool). ``harbor-ha up`` waits for both directors before it destroys a drained server.
 
-A tag rather than an SSM parameter per node: IAM can limit a node to its own instance
-(``ec2:CreateTags`` on the policy variable ``ec2:SourceInstanceARN``, and only these tag keys), while a
-role shared by a fleet cannot be limited to one parameter per instance. Terraform ignores these tags on the
-instances, so a report never makes a plan non-empty.
+A tag rather than an SSM parameter per node: it lives on the node itself, goes away with it, and IAM can
+limit the writer to that one tag key on the instances of its own group and deployment (``aws:TagKeys``,
+``aws:ResourceTag``). Limiting it further, to the calling instance alone, would take the policy variable
+``ec2:SourceInstanceARN`` as the whole Resource, which the local emulator's IAM refuses (and which is
+not verified here on AWS); within one group the nodes share a role anyway. Terraform ignores these tags
+on the instances, so a report never makes a plan non-empty.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+ROLE_TAG = "harbor-ha:role"
+DEPLOYMENT_TAG = "harbor-ha:deployment"
 HEALTH_TAG = "harbor-ha:health"
 LB_POOL_TAG = "harbor-ha:lb-pool"
 HEALTHY = "healthy"
@@ -28,15 +32,19 @@ def report_tags_ignored(*keys: str) -> list[str]:
     return [f'{attribute}["{key}"]' for key in keys for attribute in ("tags", "tags_all")]
 
 
-def self_tag_statement(*keys: str):
-    """An IAM statement letting an instance set the tags ``keys`` on itself and on no other resource."""
+def report_statement(partition: str, deployment: str, role: str, key: str):
+    """An IAM statement letting the instances of ``role`` in ``deployment`` set the report tag ``key``, on
+    instances of that role and deployment only, and no other tag."""
     from harbor_ha.aws import DataAwsIamPolicyDocumentStatement, DataAwsIamPolicyDocumentStatementCondition
 
-    # "&{...}" is aws_iam_policy_document's spelling of an IAM policy variable ("${...}" is Terraform's).
+    def condition(test: str, variable: str, values: list[str]):
+        return DataAwsIamPolicyDocumentStatementCondition(test=test, variable=variable, values=values)
+
     return DataAwsIamPolicyDocumentStatement(
-        effect="Allow", actions=["ec2:CreateTags"], resources=["&{ec2:SourceInstanceARN}"],
-        condition=[DataAwsIamPolicyDocumentStatementCondition(
-            test="ForAllValues:StringEquals", variable="aws:TagKeys", values=list(keys))])
+        effect="Allow", actions=["ec2:CreateTags"], resources=[f"arn:{partition}:ec2:*:*:instance/*"],
+        condition=[condition("StringEquals", f"aws:ResourceTag/{ROLE_TAG}", [role]),
+                   condition("StringEquals", f"aws:ResourceTag/{DEPLOYMENT_TAG}", [deployment]),
+                   condition("ForAllValues:StringEquals", "aws:TagKeys", [key])])
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,11 @@ def check_hardened(doc: dict, instance: dict, volume_gib: int) -> None:
     assert (root["encrypted"], root["volume_type"], root["volume_size"]) == (True, "gp3", volume_gib)
     assert root["kms_key_id"].startswith("${aws_kms_key.")
     assert instance["monitoring"] is True
-    assert instance["lifecycle"]["ignore_changes"] == ["ami", "user_data"]
+    health = ['tags["harbor-ha:health"]', 'tags_all["harbor-ha:health"]']
+    if instance.get("user_data_replace_on_change"):
+        assert instance["lifecycle"]["ignore_changes"] == ["ami", *health], "a fleet node rolls on new user-data"
+    else:
+        assert instance["lifecycle"]["ignore_changes"] == ["ami", *health, "user_data"], "standalone: data on it"
     (name, parameter), = doc["data"]["aws_ssm_parameter"].items()
     assert parameter["name"] == AL2023_X86_64
     assert instance["ami"] == f"${{data.aws_ssm_parameter.{name}.value}}"

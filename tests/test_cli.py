@@ -77,3 +77,16 @@ def test_local_start_status_stop(project, capsys):
 def test_replicate_delegates_to_the_replication_tool(capsys):
     assert main(["replicate", "--help"]) == 0
     assert "--peer" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["plan", "up"])
+def test_a_downgrade_is_refused_in_one_line_before_anything_changes(project, monkeypatch, capsys, command):
+    from harbor_ha.changes import record
+    from harbor_ha.settings import HarborHaSettings
+
+    record(project, "active-active", HarborHaSettings(harbor_version="2.15.2"))
+    monkeypatch.setenv("HARBOR_HA_HARBOR_VERSION", "2.14.4")
+    assert main([command, "active-active"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('harbor-ha: harbor_version = "2.14.4" (deployed: "2.15.2"): refused') and err.count("\n") == 1
+    assert not (project / "cdktf.out").exists(), "nothing was synthesized, let alone applied"

@@ -97,7 +97,7 @@ def test_role_can_move_the_vip_and_use_session_manager_only(built):
     assert attachment["policy_arn"].endswith(":iam::aws:policy/AmazonSSMManagedInstanceCore")
 
 
-def test_directors_read_the_pool_parameter_and_tag_only_themselves(built):
+def test_directors_read_the_pool_parameter_and_may_set_only_their_report_tag(built):
     stack, doc = built
     (name, parameter), = resources(doc, "aws_ssm_parameter").items()
     assert stack.lb.pool_parameter == parameter["name"] == "/harbor-ha/harbor/lb/real-servers"
@@ -112,9 +112,12 @@ def test_directors_read_the_pool_parameter_and_tag_only_themselves(built):
                              "resources": [f"${{aws_ssm_parameter.{name}.arn}}"]}
     assert statements[1] == {"actions": ["kms:Decrypt"], "effect": "Allow",
                              "resources": [f"${{aws_kms_key.{key_name}.arn}}"]}
-    assert statements[2]["actions"] == ["ec2:CreateTags"] and statements[2]["resources"] == ["&{ec2:SourceInstanceARN}"]
-    assert statements[2]["condition"] == [{"test": "ForAllValues:StringEquals", "variable": "aws:TagKeys",
-                                           "values": ["harbor-ha:lb-pool"]}]
+    assert statements[2]["actions"] == ["ec2:CreateTags"]
+    assert statements[2]["resources"][0].endswith(":ec2:*:*:instance/*")
+    assert statements[2]["condition"] == [
+        {"test": "StringEquals", "variable": "aws:ResourceTag/harbor-ha:role", "values": ["lb"]},
+        {"test": "StringEquals", "variable": "aws:ResourceTag/harbor-ha:deployment", "values": ["harbor"]},
+        {"test": "ForAllValues:StringEquals", "variable": "aws:TagKeys", "values": ["harbor-ha:lb-pool"]}]
 
 
 def test_directors_user_data_does_not_depend_on_the_harbor_servers(app, stack_id, synth, built):

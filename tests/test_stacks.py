@@ -299,3 +299,20 @@ def test_cdktf_cli_synthesizes_active_active_that_terraform_validates(tmp_path):
     validate = subprocess.run([terraform, "validate", "-json"], cwd=stack_dir, env=tf_env, capture_output=True,
                               text=True, timeout=300)
     assert json.loads(validate.stdout)["valid"], validate.stdout
+
+
+# What a Terraform reference in user-data can become at apply: the longest are ARNs and endpoints (~100).
+RESOLVED_REFERENCE = "r" * 128
+USER_DATA_MARGIN = 1024
+
+
+@pytest.mark.parametrize("name", STACK_NAMES)
+def test_every_user_data_fits_ec2s_limit_with_room_to_grow(stacks, name):
+    """EC2 refuses user-data over 16,384 bytes (moto does not check). Every reference counted at 128 bytes,
+    at least 1 KiB must stay free; programs beyond that travel as an artefact the node fetches."""
+    from harbor_ha.cloud_init import USER_DATA_LIMIT
+
+    for instance in instances(stacks[name][1]):
+        resolved = re.sub(r"\$\{[^}]*\}", RESOLVED_REFERENCE, instance["user_data"])
+        size = len(resolved.encode())
+        assert size <= USER_DATA_LIMIT - USER_DATA_MARGIN, f"{name} {instance['tags']['Name']}: {size} bytes"

@@ -25,6 +25,8 @@ from harbor_ha.constructs.harbor_host import HARBOR_PORTS, HarborHosts, check_co
 from harbor_ha.constructs.static_ips import PlacedAddress
 from harbor_ha.harbor_boot import harbor_cloud_config
 from harbor_ha.harbor_release import DEFAULT_HARBOR_VERSION
+from harbor_ha.health_report import health_report_part
+from harbor_ha.node_reports import HEALTH_TAG, report_statement
 from harbor_ha.harbor_config import ExternalDatabase, ExternalRedis, HarborConfig, S3Storage
 from harbor_ha.settings import SELF_SIGNED
 
@@ -157,12 +159,14 @@ class HarborFleet(Construct):
         zones = len(network.private_subnet_ids)
         self.user_data: list[str] = []
         instances = []
+        hosts.grant("health-report", [report_statement(hosts.partition, props.name, "harbor", HEALTH_TAG)])
+
         def render(extra: CloudConfig) -> str:
             return harbor_cloud_config(config=config, environment=environment, shared_secrets=True,
                                        extra=extra).render()
 
         # Nodes without a configuration of their own share one rendering (synth time must not grow per node).
-        shared = props.extra_cloud_config or CloudConfig()
+        shared = health_report_part(props.harbor_version).merge(props.extra_cloud_config or CloudConfig())
         same_for_all = None if props.extra_cloud_config_per_node else render(shared)
         for i in range(props.count):
             user_data = same_for_all or render(shared.merge(props.extra_cloud_config_per_node[i]))
@@ -171,7 +175,7 @@ class HarborFleet(Construct):
             instances.append(hosts.add_instance(
                 f"harbor-{i}", subnet_id=address.subnet_id if address else network.private_subnet_ids[i % zones],
                 private_ip=address.private_ip if address else None, user_data=user_data,
-                public_address=props.public_addresses,
+                public_address=props.public_addresses, replace_on_new_user_data=True,
                 tags={**props.instance_tags, "harbor-ha:role": "harbor"}))
         self.instance_ids = [instance.id for instance in instances]
         self.private_ips = [instance.private_ip for instance in instances]

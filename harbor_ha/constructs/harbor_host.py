@@ -4,8 +4,11 @@ deployment's Harbor secrets, the generate-once admin password, and the instance 
 
 Instances run Amazon Linux 2023 with IMDSv2 required and a metadata hop limit of 2 (Harbor's containers
 reach the instance role through the docker bridge, goharbor#23139), an encrypted gp3 root volume and
-detailed monitoring. Update policy: ``ami`` and ``user_data`` changes are ignored, so a new AMI or a newer
-harbor-ha never replaces a running Harbor; roll nodes one at a time (``terraform apply -replace=...``).
+detailed monitoring. Update policy: ``ami`` changes are ignored. A fleet node (shared data tier, nothing of
+its own on the instance) is replaced when its user-data changes (a new Harbor release, hostname or
+certificate): ``harbor-ha up`` rolls those replacements one node at a time, waiting for each new node's
+health report (``harbor_ha.rolling``). A standalone node keeps Harbor's database on the instance, so its
+``user_data`` changes are ignored and such settings are refused once deployed (``harbor_ha.changes``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from harbor_ha.constructs.connections import Connectable, allow_egress_tcp, allo
 from harbor_ha.harbor_release import release_problem
 from harbor_ha.settings import SECRET_ARN_RE, SELF_SIGNED
 from harbor_ha.constructs.data_tier import customer_key, grant, require, secret_reader_statements, statement
+from harbor_ha.node_reports import HEALTH_TAG, report_tags_ignored
 
 AL2023_X86_64 = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 EC2_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
@@ -67,7 +71,7 @@ class HarborHosts(Construct):
         self._peers = 0
         self._grants: list[IamRolePolicy] = []
         self.region = DataAwsRegion(self, "region").name
-        self._partition = DataAwsPartition(self, "partition").partition
+        self._partition = self.partition = DataAwsPartition(self, "partition").partition
         self._account = DataAwsCallerIdentity(self, "account").account_id
 
         # No inline rules: Terraform drops AWS's default allow-all egress; the rule resources below are all.
@@ -152,7 +156,10 @@ class HarborHosts(Construct):
                          description=description)
 
     def add_instance(self, id_: str, *, subnet_id: str, user_data: str, private_ip: str | None = None,
-                     public_address: bool = False, tags: Mapping[str, str] | None = None) -> Instance:
+                     public_address: bool = False, tags: Mapping[str, str] | None = None,
+                     replace_on_new_user_data: bool = False) -> Instance:
+        """One Harbor VM; with ``replace_on_new_user_data`` a changed user-data replaces it (else it is ignored)."""
+        ignored = ["ami", *report_tags_ignored(HEALTH_TAG)] + ([] if replace_on_new_user_data else ["user_data"])
         return Instance(
             self, id_, ami=self._ami_id, instance_type=self._instance_type, subnet_id=subnet_id,
             private_ip=private_ip, associate_public_ip_address=public_address or None,
@@ -162,6 +169,6 @@ class HarborHosts(Construct):
                                                      http_put_response_hop_limit=2),
             root_block_device=InstanceRootBlockDevice(encrypted=True, kms_key_id=self.kms_key_arn, volume_type="gp3",
                                                       volume_size=self._volume_gib, delete_on_termination=True),
-            user_data=user_data, tags={"Name": f"{self._name}-{id_}", **(tags or {})},
-            depends_on=list(self._grants),
-            lifecycle=TerraformResourceLifecycle(ignore_changes=["ami", "user_data"]))
+            user_data=user_data, user_data_replace_on_change=replace_on_new_user_data or None,
+            tags={"Name": f"{self._name}-{id_}", **(tags or {})}, depends_on=list(self._grants),
+            lifecycle=TerraformResourceLifecycle(ignore_changes=ignored))

@@ -27,7 +27,7 @@ from harbor_ha.keepalived import (
     DEFAULT_INTERFACE, SERVICE_PORTS, VrrpPair, director_cloud_config, director_configs, pool_document,
     pool_parameter_name,
 )
-from harbor_ha.node_reports import LB_POOL_TAG, report_tags_ignored, self_tag_statement
+from harbor_ha.node_reports import LB_POOL_TAG, report_statement, report_tags_ignored
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class LoadBalancerPair(Construct):
         pool = SsmParameter(self, "pool", name=self.pool_parameter, type="SecureString", key_id=key.arn,
                             description=f"{props.name}: the LVS real servers (lb-pool on each director applies it)",
                             value=Fn.jsonencode(pool_document(props.real_server_ips)))
-        self._grant_pool(pool.arn, key.arn)
+        self._grant_pool(pool.arn, key.arn, static_ips.vip_tags[VIP_TAG_KEY])
         if props.ssm_access:
             partition = DataAwsPartition(self, "partition").partition
             IamRolePolicyAttachment(self, "ssm-core", role=self.role.name,
@@ -118,17 +118,19 @@ class LoadBalancerPair(Construct):
                 root_block_device=InstanceRootBlockDevice(
                     encrypted=True, volume_type="gp3", volume_size=props.root_volume_gib),
                 user_data=director_cloud_config(pair, i, self.pool_parameter).render(),
-                tags={"Name": f"{props.name}-{i}", **static_ips.vip_tags},
+                tags={"Name": f"{props.name}-{i}", "harbor-ha:role": "lb", **static_ips.vip_tags},
                 # lb-pool's acknowledgement is the director's own tag, not Terraform's.
                 lifecycle=TerraformResourceLifecycle(ignore_changes=["ami", *report_tags_ignored(LB_POOL_TAG)]))
             for i, address in enumerate(addresses)]
         self.instance_ids = [instance.id for instance in instances]
         static_ips.associate_initially(self.instance_ids[0])
 
-    def _grant_pool(self, parameter_arn: str, key_arn: str) -> None:
-        """lb-pool reads the pool and tags its own director with the version it applied."""
+    def _grant_pool(self, parameter_arn: str, key_arn: str, deployment: str) -> None:
+        """lb-pool reads the pool and tags its director with the version it applied."""
+        partition = DataAwsPartition(self, "pool-partition").partition
         grant(self, self.role, "lb-pool", [statement(["ssm:GetParameter"], [parameter_arn]),
-                                           statement(["kms:Decrypt"], [key_arn]), self_tag_statement(LB_POOL_TAG)])
+                                           statement(["kms:Decrypt"], [key_arn]),
+                                           report_statement(partition, deployment, "lb", LB_POOL_TAG)])
 
     def _security_group(self, props: LoadBalancerPairProps) -> str:
         group = SecurityGroup(self, "security-group", name_prefix=f"{props.name}-", vpc_id=props.network.vpc_id,
