@@ -116,9 +116,15 @@ def _action(change: dict) -> str:
     return ""
 
 
-def _references(plan: dict) -> dict[str, set[str]]:
-    """Resource address -> addresses it references or depends on (root module)."""
-    found: dict[str, set[str]] = {}
+def _address(reference: str) -> str:
+    """The resource a reference names: ``aws_x.y.attr`` -> ``aws_x.y``, ``data.aws_x.y.attr`` -> ``data.aws_x.y``."""
+    parts = reference.split(".")
+    return ".".join(parts[:3] if parts[0] == "data" else parts[:2])
+
+
+def _dependencies(plan: dict) -> dict[str, set[str]]:
+    """Resource address -> every address it depends on, through data sources too (root module)."""
+    direct: dict[str, set[str]] = {}
     for resource in plan.get("configuration", {}).get("root_module", {}).get("resources", []):
         refs = set(resource.get("depends_on", []))
 
@@ -132,8 +138,18 @@ def _references(plan: dict) -> dict[str, set[str]]:
                     walk(value)
 
         walk(resource.get("expressions", {}))
-        found[resource["address"]] = {".".join(r.split(".")[:2]) for r in refs}
-    return found
+        direct[resource["address"]] = {_address(r) for r in refs}
+    closed: dict[str, set[str]] = {}
+
+    def close(address: str, seen: frozenset = frozenset()) -> set[str]:
+        if address not in closed:
+            found = set()
+            for dependency in direct.get(address, set()) - seen:
+                found |= {dependency} | close(dependency, seen | {address})
+            closed[address] = found
+        return closed[address]
+
+    return {address: close(address) for address in direct}
 
 
 def read_plan(plan: dict, versions: tuple[str, str] | None = None) -> RollPlan:
@@ -158,13 +174,14 @@ def read_plan(plan: dict, versions: tuple[str, str] | None = None) -> RollPlan:
             changed.append(change["address"])
     if not members:
         return RollPlan(others=changed, versions=versions)
-    refs = _references(plan)
-    member_addresses = {m.address for m in members}
-    leaving = any(m.action == "delete" for m in members)
-    # What refers to a member (an address association, a volume attachment) waits for the final apply, and
-    # so does the pool when a server leaves: it is drained first and leaves the pool once destroyed.
-    roll.others = [a for a in changed if not refs.get(a, set()) & member_addresses
-                   and not (leaving and a.startswith("aws_ssm_parameter."))]
+    dependencies = _dependencies(plan)
+    waiting = {m.address for m in members}
+    if any(m.action == "delete" for m in members):
+        # The pool leaves a server only once it is drained and destroyed.
+        waiting |= {a for a in changed if a.startswith("aws_ssm_parameter.")}
+    # What depends on a member or on the pool (an address association, a volume attachment, a policy naming
+    # the parameter) waits for the final apply too: "terraform apply -target" would apply those with it.
+    roll.others = [a for a in changed if a not in waiting and not dependencies.get(a, set()) & waiting]
     roll.members = members
     return roll
 

@@ -83,6 +83,20 @@ def test_report_security_groups_of_interface_launches(endpoint):
     assert [g["GroupId"] for g in described["SecurityGroups"]] == [group]
 
 
+def test_release_private_ips_of_terminated_instances(endpoint):
+    """A replacement (terminate, then launch) at the same fixed address, as a rolling upgrade does."""
+    ec2 = client(endpoint, "ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"]
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    spec = dict(ImageId=image, MinCount=1, MaxCount=1, NetworkInterfaces=[
+        {"DeviceIndex": 0, "SubnetId": subnet, "PrivateIpAddress": "10.9.1.10"}])
+    first = ec2.run_instances(**spec)["Instances"][0]["InstanceId"]
+    ec2.terminate_instances(InstanceIds=[first])
+    second = ec2.run_instances(**spec)["Instances"][0]
+    assert second["PrivateIpAddress"] == "10.9.1.10" and second["InstanceId"] != first
+
+
 def test_accept_portless_protocol_rules(endpoint):
     ec2 = client(endpoint, "ec2")
     vpc = ec2.create_vpc(CidrBlock="10.7.0.0/16")["Vpc"]["VpcId"]

@@ -44,12 +44,15 @@ def test_replacements_and_deletes_are_members_and_what_refers_to_them_waits():
     changes = plan(instance("aws_instance.h0", ["delete", "create"], {"id": "i-0", "private_ip": "10.0.0.1"}, {}),
                    instance("aws_instance.h2", ["delete"], {"id": "i-2", "private_ip": "10.0.0.3"}, None),
                    other("aws_eip_association.a"), other("aws_ssm_parameter.pool"), other("aws_kms_key.k"),
-                   instance("aws_instance.h3", ["create"], None, {}),
-                   references={"aws_eip_association.a": ["aws_instance.h0.id", "aws_instance.h0"]})
+                   instance("aws_instance.h3", ["create"], None, {}), other("aws_iam_role_policy.p"),
+                   references={"aws_eip_association.a": ["aws_instance.h0.id", "aws_instance.h0"],
+                               "aws_iam_role_policy.p": ["data.aws_iam_policy_document.d.json"],
+                               "data.aws_iam_policy_document.d": ["aws_ssm_parameter.pool.arn"]})
     roll = read_plan(changes, ("2.15.1", "2.15.2"))
     assert [(m.address, m.action, m.private_ip) for m in roll.members] == [
         ("aws_instance.h0", "replace", "10.0.0.1"), ("aws_instance.h2", "delete", "10.0.0.3")]
-    assert roll.others == ["aws_kms_key.k", "aws_instance.h3"], "the pool leaves a drained server only at the end"
+    assert roll.others == ["aws_kms_key.k", "aws_instance.h3"], \
+        "the pool, and what depends on it through a data source, wait until the drained server is gone"
     assert roll.lines()[1] == "  0. RDS snapshot before Harbor 2.15.1 -> 2.15.2"
     assert roll.lines()[-1] == "  2. h2 (harbor) drained and destroyed"
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harbor_ha.aws import (
-    Construct, DataAwsPartition, DataAwsSsmParameter, Fn, IamInstanceProfile, IamRole, IamRolePolicyAttachment,
+    Construct, DataAwsCallerIdentity, DataAwsPartition, DataAwsRegion, DataAwsSsmParameter, Fn, IamInstanceProfile, IamRole, IamRolePolicyAttachment,
     Instance, InstanceMetadataOptions, InstanceRootBlockDevice, SecurityGroup, SsmParameter,
     TerraformResourceLifecycle,
 )
@@ -95,10 +95,10 @@ class LoadBalancerPair(Construct):
         self.pool_parameter = pool_parameter_name(pair.name)
         # Not a secret, but encrypted at rest with a key of the deployment's own, like everything else.
         key = customer_key(self, alias=f"{props.name}-pool", description=f"{props.name}: the LVS real-server list")
-        pool = SsmParameter(self, "pool", name=self.pool_parameter, type="SecureString", key_id=key.arn,
+        SsmParameter(self, "pool", name=self.pool_parameter, type="SecureString", key_id=key.arn,
                             description=f"{props.name}: the LVS real servers (lb-pool on each director applies it)",
                             value=Fn.jsonencode(pool_document(props.real_server_ips)))
-        self._grant_pool(pool.arn, key.arn, static_ips.vip_tags[VIP_TAG_KEY])
+        self._grant_pool(key.arn, static_ips.vip_tags[VIP_TAG_KEY])
         if props.ssm_access:
             partition = DataAwsPartition(self, "partition").partition
             IamRolePolicyAttachment(self, "ssm-core", role=self.role.name,
@@ -125,9 +125,13 @@ class LoadBalancerPair(Construct):
         self.instance_ids = [instance.id for instance in instances]
         static_ips.associate_initially(self.instance_ids[0])
 
-    def _grant_pool(self, parameter_arn: str, key_arn: str, deployment: str) -> None:
-        """lb-pool reads the pool and tags its director with the version it applied."""
+    def _grant_pool(self, key_arn: str, deployment: str) -> None:
+        """lb-pool reads the pool and tags its director with the version it applied. The parameter's ARN is
+        spelled out rather than referenced: a reference would make every pool change re-plan this policy."""
         partition = DataAwsPartition(self, "pool-partition").partition
+        region = DataAwsRegion(self, "pool-region").name
+        account = DataAwsCallerIdentity(self, "pool-account").account_id
+        parameter_arn = f"arn:{partition}:ssm:{region}:{account}:parameter{self.pool_parameter}"
         grant(self, self.role, "lb-pool", [statement(["ssm:GetParameter"], [parameter_arn]),
                                            statement(["kms:Decrypt"], [key_arn]),
                                            report_statement(partition, deployment, "lb", LB_POOL_TAG)])

@@ -262,11 +262,32 @@ def honour_secure_transport_condition() -> None:
     FakeBucket.get_permission = get_permission
 
 
+@_once
+def release_private_ips_of_terminated_instances() -> None:
+    """EC2: a terminated instance gives its private addresses back to the subnet, as in AWS, so that its
+    replacement can launch at the same fixed address. moto keeps them taken until the Python object is
+    collected, and RunInstances at that address fails with HTTP 500 ("IP already in use")."""
+    from moto.ec2.models.instances import Instance
+
+    terminate = Instance.terminate
+
+    @functools.wraps(terminate)
+    def terminate_releasing_addresses(self):
+        state = terminate(self)
+        subnet = self.ec2_backend.get_subnet(self.subnet_id) if self.subnet_id else None
+        for address in list(self._private_ips) if subnet else []:
+            subnet.del_subnet_ip(address)
+        self._private_ips.clear()
+        return state
+
+    Instance.terminate = terminate_releasing_addresses
+
+
 PATCHES = (register_replication_group_member_clusters, honour_secure_transport_condition, finish_replication_group_deletes,
            implement_delete_cache_subnet_group,
            implement_monitor_instances, report_security_groups_of_interface_launches,
            accept_portless_protocol_rules, keep_rule_descriptions, load_aws_managed_policies,
-           mark_db_parameters_user_modified)
+           mark_db_parameters_user_modified, release_private_ips_of_terminated_instances)
 
 
 def apply_all() -> None:
