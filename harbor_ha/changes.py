@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from harbor_ha.settings import SETTING_NAMES, HarborHaSettings, parse_version
+from harbor_ha.harbor_release import parse_release
+from harbor_ha.settings import SETTING_NAMES, HarborHaSettings
 from harbor_ha.target import terraform_state_dir
 
 IN_PLACE = "in place"
@@ -119,7 +120,7 @@ def change_table() -> str:
 def _lower(old: Any, new: Any) -> bool:
     if isinstance(old, int) and isinstance(new, int):
         return new < old
-    old_v, new_v = parse_version(str(old)), parse_version(str(new))
+    old_v, new_v = parse_release(str(old)), parse_release(str(new))
     if old_v and new_v:
         return new_v < old_v
     parts = [tuple(int(p) for p in str(v).split(".") if p.isdigit()) for v in (old, new)]
