@@ -31,6 +31,8 @@ FREE_TYPES = frozenset({
     "aws_db_parameter_group", "aws_elasticache_subnet_group", "aws_s3_bucket_lifecycle_configuration",
     "aws_s3_bucket_ownership_controls", "aws_s3_bucket_policy", "aws_s3_bucket_public_access_block",
     "aws_s3_bucket_server_side_encryption_configuration", "aws_s3_bucket_versioning", "aws_eip_association",
+    # Standard-tier parameters (the LB pair's real-server list) are free; KMS requests for them are fractions of a cent.
+    "aws_ssm_parameter",
     # A few KB (the replication configurator, certificates): far below a cent.
     "aws_s3_object",
     # Billed per query (usage); the zone carries the monthly charge.

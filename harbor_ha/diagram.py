@@ -47,6 +47,8 @@ WIRING_TYPES = frozenset({
     "aws_kms_alias", "aws_secretsmanager_secret_version", "aws_db_subnet_group", "aws_db_parameter_group",
     "aws_elasticache_subnet_group", "aws_s3_bucket_lifecycle_configuration", "aws_s3_bucket_ownership_controls",
     "aws_s3_bucket_policy", "aws_s3_bucket_public_access_block",
+    # The LB pair's real-server list: configuration the directors read, drawn as the pair's arrows to the servers.
+    "aws_ssm_parameter",
     "aws_s3_bucket_server_side_encryption_configuration", "aws_s3_bucket_versioning",
 })
 

@@ -46,7 +46,8 @@ def test_active_active_adds_up_from_the_price_table(default_docs, prices):
                 # VIP + 2 NAT addresses + the standby load balancer's own public address
                 + 4 * h * p["public_ipv4_hour"]
                 + DEFAULT_IMAGE_GIB * p["s3_standard_gb_month"]
-                + 4 * p["kms_key_month"] + 2 * p["secretsmanager_secret_month"])
+                # Harbor secrets, image bucket, database, cache, and the LB pair's real-server list
+                + 5 * p["kms_key_month"] + 2 * p["secretsmanager_secret_month"])
     assert estimate(default_docs["active-active"], "active-active", prices).total == round(expected, 2)
 
 

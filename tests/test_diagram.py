@@ -86,7 +86,7 @@ def test_every_component_of_the_default_stacks_is_drawn_once(default_docs, name,
 def test_every_component_is_drawn_once_at_other_sizes(variant_docs, name, tmp_path):
     svg = check_every_component_drawn_once(variant_docs[name], name, tmp_path)
     harbors = [a for a in drawn_addresses(svg) if a.startswith("aws_instance.")
-               and variant_docs[name]["resource"]["aws_instance"][a.split(".", 1)[1]]["tags"].get("harbor-ha:role")]
+               and variant_docs[name]["resource"]["aws_instance"][a.split(".", 1)[1]]["tags"].get("harbor-ha:role") == "harbor"]
     assert len(harbors) == HARBORS[name]
 
 
