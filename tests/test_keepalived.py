@@ -110,7 +110,11 @@ def test_vrrp_is_unicast_without_preemption_and_notifies_vip_notify(pair):
         assert "unicast_peer {\n        10.40.64.10\n    }" in text
         assert f'notify_master "{pair.libexec}/vip-notify harbor-vip"' in text
         assert f"{MASTER_MARKER} dev lo scope host" in text
-        assert f"auth_pass {pair.auth_pass}" in text and len(pair.auth_pass) == 8
+        assert f'notify_backup "{pair.libexec}/vip-notify harbor-vip --prepare"' in text
+        assert f'notify_master_rx_lower_pri "{pair.libexec}/vip-notify harbor-vip --check"' in text
+        # VRRPv3 for sub-second adverts; it has no authentication, adverts count from the peer only.
+        assert "vrrp_version 3" in text and "advert_int 0.5" in text and "vrrp_check_unicast_src" in text
+        assert "authentication" not in text
         assert "enable_script_security" in text and "script_user root" in text
     assert "track_script" in standby and "virtual_server" not in standby
     assert f'script "{pair.libexec}/check-harbor-health https://127.0.0.1/api/v2.0/health"' in standby
@@ -264,7 +268,8 @@ def test_vrrp_fails_over_between_namespaces_when_harbor_turns_unhealthy(two_name
     log = tmp_path / "notify.log"
     stubs = {
         "check-harbor-health": f'#!/bin/sh\n[ -e "{tmp_path}/healthy-$(ip netns identify)" ]\n',
-        "vip-notify": f'#!/bin/sh\necho "$(ip netns identify) $1" >> "{log}"\n',
+        # Only the MASTER's move is logged (--prepare and --check are the other notifications).
+        "vip-notify": f'#!/bin/sh\n[ $# -eq 1 ] || exit 0\necho "$(ip netns identify) $1" >> "{log}"\n',
     }
     for name, text in stubs.items():
         (libexec / name).write_text(text)
