@@ -36,9 +36,8 @@ log() {
   logger -t harbor-vip-notify -- "$*" 2>/dev/null || true
 }
 
+# One IMDSv2 session token per attempt (run sets it), then one request per value.
 metadata() {
-  local token
-  token=$(curl -fsS --max-time 2 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' "$imds/latest/api/token")
   curl -fsS --max-time 2 -H "X-aws-ec2-metadata-token: $token" "$imds/latest/meta-data/$1"
 }
 
@@ -60,7 +59,9 @@ associate() {
 }
 
 run() {
-  local instance region allocation holder
+  local token instance region allocation holder
+  token=$(curl -fsS --max-time 2 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' "$imds/latest/api/token") \
+    || return 1
   region=$(metadata placement/region) || return 1
   if [ "$mode" = --prepare ]; then
     look_up || return 1
