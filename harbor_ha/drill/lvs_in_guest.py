@@ -19,7 +19,7 @@ from harbor_ha.drill.netns import Namespace, ip, listening_socket
 from harbor_ha.drill.standins import HarborHealthStandIn, HealthSwitch, Served, serve_https
 
 STATE_RE = re.compile(r"\) Entering (MASTER|BACKUP|FAULT) STATE")
-ASK_SECONDS = 12
+ASK_SECONDS = 20
 
 
 class NamedStandIn(HarborHealthStandIn):
@@ -143,6 +143,7 @@ def main(settings_path: str) -> int:
     check("healthy servers in the pool", in_pool is not None, f"{sorted(director.pool(443))}")
 
     clients = s["clients"]
+    ask(clients[-1])  # the first curl reads its libraries over 9p into the guest's cache: not a measurement
     answers = {source: ask(source) for source in clients[:6]}
     servers_seen = set(answers.values())
     check("requests spread over the healthy servers", None not in servers_seen and len(servers_seen) == len(full),
