@@ -240,7 +240,8 @@ def vrrp_cloud_config(pair: VrrpPair, config: str) -> CloudConfig:
     is enabled and started by the caller once everything it depends on is in place."""
     return CloudConfig(
         packages=("keepalived",),
-        files=(WriteFile(path=CONFIG_PATH, content=config, permissions="0640"),
+        # Compressed: an active-standby node's user-data (a whole Harbor besides) is near EC2's 16 KiB.
+        files=(WriteFile(path=CONFIG_PATH, content=config, permissions="0640", compress=True),
                _script(pair, "check-harbor-health", program_text("check-harbor-health")),
                _script(pair, "vip-notify", program_text("vip-notify"))),
     )
