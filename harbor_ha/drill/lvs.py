@@ -1,12 +1,14 @@
-"""The LVS half of the active-active drill, from this machine's side: prepares the guest's share (the stack's
-director configuration for two and then three Harbor servers, its lvs-nat-setup, the programs keepalived runs,
-a certificate for the Harbor stand-ins), boots the guest (``harbor_ha.drill.guest``) to run
+"""The LVS half of the active-active drill, from this machine's side: prepares the guest's share (director 0's
+user-data as the stack renders it: vrrp.conf, lb-pool and its settings, lvs-nat-setup, the two keepalived
+command lines of harbor-vrrp and harbor-lvs; the pool documents for two and then three Harbor servers; a
+certificate for the Harbor stand-ins), boots the guest (``harbor_ha.drill.guest``) to run
 ``harbor_ha.drill.lvs_in_guest``, and turns what it saw into runs (``harbor_ha.drill.scenarios.Run``).
 """
 
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import sys
 import tempfile
@@ -14,12 +16,15 @@ from pathlib import Path
 
 import harbor_ha
 from harbor_ha.drill import guest as qemu
-from harbor_ha.drill.pair import INTERFACE, NODE_ADDRESSES, REAL_SERVER_BASE
+from harbor_ha.drill.pair import INTERFACE, NODE_ADDRESSES
 from harbor_ha.drill.scenarios import Run
 from harbor_ha.drill.standins import self_signed_certificate
-from harbor_ha.keepalived import CONFIG_PATH, VrrpPair, director_cloud_config
+from harbor_ha.keepalived import (
+    LVS_CONFIG_PATH, VRRP_CONFIG_PATH, VrrpPair, director_cloud_config, pool_document, pool_parameter_name,
+)
 
-GUEST_TIMEOUT = 420.0
+GUEST_TIMEOUT = 600.0
+REAL_SERVER_BASE = 20  # the Harbor servers in the guest: 192.0.2.20, .21, ...
 # Modules the director needs; nft and IPVS load further ones on demand through the wrapper. crc32c_generic
 # first: libcrc32c (for conntrack and nf_tables) asks the crypto API for it by an alias busybox cannot resolve.
 MODULES = ("crc32c_generic", "ip_vs", "ip_vs_wlc", "nf_conntrack", "nf_tables", "nft_nat", "nft_chain_nat", "veth", "bridge")
@@ -29,31 +34,36 @@ CLIENTS = [f"192.0.2.{100 + n}" for n in range(14)]
 # the four checks of two servers run at once. A healthy server must not count as failed for being emulated;
 # an unhealthy body fails its check at once, so the time out of the pool does not depend on this.
 STACK_MISC_TIMEOUT, GUEST_MISC_TIMEOUT = "misc_timeout 5", "misc_timeout 20"
+UNITS = ("harbor-vrrp.service", "harbor-lvs.service")
 
 
-def _director_files(pair: VrrpPair, servers: list[str], share: Path, suffix: str) -> dict[str, str]:
-    """Director 0's user-data files for ``servers``, written into ``share``: returns the guest paths of its
-    keepalived.conf and lvs-nat-setup."""
-    written = {}
-    for item in director_cloud_config(pair, 0, servers).files:
-        if item.path == CONFIG_PATH:
-            name = f"keepalived{suffix}.conf"
-        elif item.path.endswith("/lvs-nat-setup"):
-            name = f"lvs-nat-setup{suffix}"
-        elif item.path.startswith(pair.libexec):
-            target = share / "libexec" / Path(item.path).name
+def _in_guest(arg: str, paths: dict[str, str]) -> str:
+    option, _, value = arg.partition("=")
+    return f"{option}={paths[value]}" if value in paths else arg
+
+
+def _director_files(pair: VrrpPair, share: Path) -> dict:
+    """Director 0's user-data, written into ``share`` as the guest runs it: its programs (lb-pool among them),
+    vrrp.conf, lb-pool's settings and the keepalived command line of each of its two units. Paths under /etc
+    become paths in the share; everything else is the stack's."""
+    guest = {VRRP_CONFIG_PATH: f"{qemu.SHARE_MOUNT}/vrrp.conf", LVS_CONFIG_PATH: f"{qemu.SHARE_MOUNT}/lvs.conf"}
+    found: dict = {}
+    for item in director_cloud_config(pair, 0, pool_parameter_name(pair.name)).files:
+        name = Path(item.path).name
+        if item.path.startswith(pair.libexec):
+            target = share / "libexec" / name
             target.write_text(item.content)
             target.chmod(0o755)
-            continue
-        else:
-            continue
-        content = item.content
-        if name.startswith("keepalived"):
-            assert STACK_MISC_TIMEOUT in content
-            content = content.replace(STACK_MISC_TIMEOUT, GUEST_MISC_TIMEOUT)
-        (share / name).write_text(content)
-        written[name.split(suffix or ".")[0].removesuffix(".conf")] = f"{qemu.SHARE_MOUNT}/{name}"
-    return written
+        elif item.path == VRRP_CONFIG_PATH:
+            (share / "vrrp.conf").write_text(item.content)
+        elif name == "lb-pool.json":
+            found["lb_pool"] = {**json.loads(item.content), "config": guest[LVS_CONFIG_PATH]}
+        elif name in UNITS:
+            start = next(line for line in item.content.splitlines() if line.startswith("ExecStart="))
+            argv = shlex.split(start.removeprefix("ExecStart="))
+            found[name] = [_in_guest(arg, guest) for arg in argv]
+    assert {"lb_pool", *UNITS} <= set(found), sorted(found)
+    return found
 
 
 def lvs_drill(settings, runs: int, keep_files: bool = False) -> tuple[list[Run], Path | None]:
@@ -68,13 +78,15 @@ def lvs_drill(settings, runs: int, keep_files: bool = False) -> tuple[list[Run],
                         libexec=f"{qemu.SHARE_MOUNT}/libexec")
         servers = [f"192.0.2.{REAL_SERVER_BASE + n}" for n in range(settings.harbor_count)]
         added = f"192.0.2.{REAL_SERVER_BASE + len(servers)}"
-        initial = _director_files(pair, servers, share, "")
-        grown = _director_files(pair, [*servers, added], share, "-grown")
+        director = _director_files(pair, share)
         cert, key = self_signed_certificate(share, [*servers, added])
         guest_settings = {
             "share": qemu.SHARE_MOUNT, "director": NODE_ADDRESSES[0], "real_servers": servers, "added_server": added,
-            "clients": CLIENTS, "runs": runs, "config": initial["keepalived"], "grown_config": grown["keepalived"],
-            "nat_setup": initial["lvs-nat-setup"], "grown_nat_setup": grown["lvs-nat-setup"],
+            "clients": CLIENTS, "runs": runs, "lb_pool_program": f"{pair.libexec}/lb-pool",
+            "lb_pool": director["lb_pool"], "vrrp_argv": director["harbor-vrrp.service"],
+            "lvs_argv": director["harbor-lvs.service"], "nat_setup": f"{pair.libexec}/lvs-nat-setup",
+            "pool": json.dumps(pool_document(servers)), "grown_pool": json.dumps(pool_document([*servers, added])),
+            "misc_timeout": [STACK_MISC_TIMEOUT, GUEST_MISC_TIMEOUT],
             "certificate": f"{qemu.SHARE_MOUNT}/{cert.name}", "key": f"{qemu.SHARE_MOUNT}/{key.name}"}
         (share / "settings.json").write_text(json.dumps(guest_settings, indent=2))
         # This machine has no kmod, so the guest (running its programs) has no modprobe: busybox's stands in,

@@ -99,11 +99,12 @@ def remove_stale() -> list[str]:
     return removed
 
 
-def listening_socket(namespace: str, host: str, port: int) -> socket.socket:
-    """A TCP socket listening on ``host:port`` inside ``namespace``."""
+def in_namespace(namespace: str, function):
+    """``function()`` run in a thread inside ``namespace`` (programs it starts run there too); its result, or
+    the exception it raised, raised here."""
     made: dict[str, object] = {}
 
-    def enter_and_bind() -> None:
+    def enter_and_call() -> None:
         try:
             fd = os.open(NETNS_DIR / namespace, os.O_RDONLY)
             try:
@@ -111,21 +112,33 @@ def listening_socket(namespace: str, host: str, port: int) -> socket.socket:
                     raise OSError(ctypes.get_errno(), f"setns into {namespace}")
             finally:
                 os.close(fd)
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))
-            sock.listen(64)
-            made["socket"] = sock
-        except OSError as error:
+            made["result"] = function()
+        except Exception as error:  # noqa: BLE001 - handed to the caller's thread
+
             made["error"] = error
 
-    # The thread's namespace changes, not the process's; the thread ends, the socket stays in the namespace.
-    thread = threading.Thread(target=enter_and_bind)
+    # The thread's namespace changes, not the process's; the thread ends, what it made stays in the namespace.
+    thread = threading.Thread(target=enter_and_call)
     thread.start()
     thread.join()
     if "error" in made:
-        raise DrillSetupError(f"cannot listen on {host}:{port} in {namespace}: {made['error']}")
-    return made["socket"]  # type: ignore[return-value]
+        raise made["error"]  # type: ignore[misc]
+    return made["result"]
+
+
+def listening_socket(namespace: str, host: str, port: int) -> socket.socket:
+    """A TCP socket listening on ``host:port`` inside ``namespace``."""
+    def bind() -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(64)
+        return sock
+
+    try:
+        return in_namespace(namespace, bind)
+    except OSError as error:
+        raise DrillSetupError(f"cannot listen on {host}:{port} in {namespace}: {error}") from None
 
 
 class Relay:

@@ -26,12 +26,14 @@ from harbor_ha.drill.netns import DrillSetupError, Namespace, Relay, listening_s
 from harbor_ha.drill.standins import (
     HarborHealthStandIn, HealthSwitch, ImdsStandIn, Served, self_signed_certificate, serve_https,
 )
-from harbor_ha.keepalived import CONFIG_PATH, LIBEXEC, VrrpPair, director_cloud_config, standby_cloud_config
+from harbor_ha.keepalived import (
+    CONFIG_PATH, LIBEXEC, VRRP_CONFIG_PATH, VrrpPair, director_cloud_config, pool_parameter_name,
+    standby_cloud_config,
+)
 
 DRILL_STACKS = ("active-active", "active-standby")
 # TEST-NET-1 (RFC 5737): the drill's subnet exists only inside its namespaces.
 NODE_ADDRESSES = ("192.0.2.10", "192.0.2.11")
-REAL_SERVER_BASE = 20  # active-active's Harbor servers: 192.0.2.20, .21, ... (rendered; served in the guest)
 SUBNET_BITS = 24
 INTERFACE = "ens5"  # the interface name the stacks render; the drill names its veth ends alike
 IMDS_ADDRESS = "169.254.169.254"
@@ -188,7 +190,6 @@ class PairDrill:
         libexec.mkdir(mode=0o755, exist_ok=True)
         self.pair = VrrpPair(name=self.settings.name, addresses=NODE_ADDRESSES, interface=INTERFACE,
                              libexec=str(libexec))
-        self.real_servers = [f"192.0.2.{REAL_SERVER_BASE + n}" for n in range(self.settings.harbor_count)]
         configs = [self._install(index) for index in (0, 1)]
         self._emulator()
         self._network()
@@ -228,12 +229,13 @@ class PairDrill:
         """What node ``index``'s user-data installs, written where the drill runs it: the stack's own
         rendering (``harbor_ha.keepalived``), with the drill's addresses and directory."""
         if self.stack == "active-active":
-            cloud = director_cloud_config(self.pair, index, self.real_servers)
+            # A director's VRRP half: harbor-vrrp.service's file; the LVS half runs in the guest.
+            cloud, path = director_cloud_config(self.pair, index, pool_parameter_name(self.pair.name)), VRRP_CONFIG_PATH
         else:
-            cloud = standby_cloud_config(self.pair, index)
+            cloud, path = standby_cloud_config(self.pair, index), CONFIG_PATH
         config = None
         for item in cloud.files:
-            if item.path == CONFIG_PATH:
+            if item.path == path:
                 config = self.workdir / f"keepalived-{index}.conf"
                 config.write_text(item.content)
             elif item.path.startswith(self.pair.libexec):
