@@ -3,7 +3,9 @@ where a node's identity requires it, and the health check reads Harbor's answer 
 
 from __future__ import annotations
 
+import base64
 import difflib
+import gzip
 import json
 import os
 import re
@@ -16,7 +18,7 @@ import pytest
 
 from harbor_ha.keepalived import (
     CONFIG_PATH, LIBEXEC, MASTER_MARKER, TEMPLATES, VRRP_CONFIG_PATH, VrrpPair, director_cloud_config,
-    director_configs, lvs_nat_setup, program_text, standby_configs,
+    director_configs, lvs_nat_setup, program_text, standby_cloud_config, standby_configs,
 )
 
 from conftest import IN_CI, QuietHandler, loopback_server, require_tool
@@ -297,3 +299,12 @@ def test_vrrp_fails_over_between_namespaces_when_harbor_turns_unhealthy(two_name
             process.terminate()
         for process in processes:
             process.wait(timeout=20)
+
+
+def test_an_active_standby_nodes_keepalived_conf_travels_compressed():
+    """That node's user-data holds a whole Harbor besides; its keepalived.conf (under the 1 KiB over which files
+    are compressed anyway) is compressed so that the user-data keeps EC2's margin (test_stacks checks the size)."""
+    pair = VrrpPair(name="harbor", addresses=ADDRESSES)
+    entry = next(f for f in standby_cloud_config(pair, 0).files if f.path == CONFIG_PATH).to_cloud_config()
+    assert entry["encoding"] == "gz+b64"
+    assert gzip.decompress(base64.b64decode(entry["content"])).decode() == standby_configs(pair)[0]
