@@ -10,6 +10,7 @@
     harbor-ha replicate ...           configure Harbor replication (see ``harbor-ha replicate --help``)
     harbor-ha diagram [STACK ...]     architecture pictures (SVG, PNG) from the synthesized stacks
     harbor-ha cost [STACK ...]        monthly cost from the synthesized resources and the price table
+    harbor-ha drill active-active     failover drill with the real keepalived and IPVS; recovery figures
 
 Every command that changes something first prints the target, region and account.
 """
@@ -49,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
                        ("outputs", "the same JSON (outputs are always JSON; accepted like the other commands)"),
                        ("plan", "one JSON document: adds, changes, replaces, destroys per resource type")):
         commands.choices[name].add_argument("--json", action="store_true", help=f"machine-readable output: {text}")
+    from harbor_ha.drill.command import add_arguments as add_drill_arguments
+
+    add_drill_arguments(commands.add_parser(
+        "drill", help="fail the stack's VRRP pair over for real (keepalived in network namespaces, IPVS in a "
+        "QEMU guest, the Elastic IP in the emulator) and print the recovery figures"))
     return parser
 
 
@@ -257,5 +263,11 @@ def cmd_cost(args) -> int:
     return 0
 
 
+def cmd_drill(args) -> int:
+    from harbor_ha.drill.command import main as drill
+
+    return drill(args, load_settings())
+
+
 COMMANDS = {"up": cmd_up, "verify": cmd_verify, "outputs": cmd_outputs, "down": cmd_down, "plan": cmd_plan,
-            "local": cmd_local, "env": cmd_env, "diagram": cmd_diagram, "cost": cmd_cost}
+            "local": cmd_local, "env": cmd_env, "diagram": cmd_diagram, "cost": cmd_cost, "drill": cmd_drill}

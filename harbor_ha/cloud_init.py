@@ -51,6 +51,9 @@ class WriteFile:
     permissions: str = "0644"
     """Octal mode. Default ``0644``; scripts use ``0755``, anything secret-adjacent ``0600``."""
     owner: str = "root:root"
+    compress: bool = False
+    """Compress whatever the size (default False: only files over ``COMPRESS_OVER`` bytes), for a file of a
+    node whose user-data is near EC2's limit. Ignored for a file holding a Terraform reference."""
 
     def to_cloud_config(self) -> dict:
         entry = {"path": self.path, "owner": self.owner, "permissions": self.permissions}
@@ -59,7 +62,7 @@ class WriteFile:
         if has_token and template_syntax:
             raise ValueError(f"{self.path}: a file holding Terraform references cannot also hold a literal "
                              "'${' or '%{' (Terraform would read it as a template)")
-        if not has_token and (len(self.content) > COMPRESS_OVER or template_syntax):
+        if not has_token and (self.compress or len(self.content) > COMPRESS_OVER or template_syntax):
             packed = gzip.compress(self.content.encode(), compresslevel=9, mtime=0)
             entry.update(encoding="gz+b64", content=base64.b64encode(packed).decode())
         else:

@@ -12,9 +12,16 @@ between the two fixed private addresses. The VIP is an Elastic IP, not an addres
 node becomes MASTER, ``notify_master`` runs the vip-notify program, which re-associates the Elastic IP
 (tagged ``harbor-ha:vip=<name>``) to that instance. Both nodes start as BACKUP with different priorities and
 ``nopreempt``: the first master keeps the VIP until it fails, so a recovered node does not move the address
-back (each move is an AWS API call and a few seconds of refused connections). VRRP authentication (PASS) is
-derived from the pair's name: it keeps two deployments sharing a subnet apart, it is not a secret (VRRPv2
-sends it in clear); what protects VRRP is the security group admitting protocol 112 from the peer only.
+back (each move is an AWS API call and a few seconds of refused connections). After a split brain (both nodes
+MASTER while they could not hear each other) the lower-priority master steps down when the adverts meet again,
+and the one that stays runs vip-notify (``notify_master_rx_lower_pri``) to take the VIP back if the other had
+moved it. Two deployments sharing a subnet are kept apart by the router id (derived from the pair's name) and
+by accepting adverts only from the configured peer (``vrrp_check_unicast_src``); what protects VRRP is the
+security group admitting protocol 112 from the peer only.
+
+Timing (VRRPv3, ``ADVERT_SECONDS``). A backup declares the master dead after 3 adverts plus a skew; with
+VRRPv2's whole-second adverts that alone is about 3.6 s, and vip-notify then needs 1-3 s more. The failover
+drill (``harbor-ha drill``) measures the whole move from a killed master to the Elastic IP on its peer.
 keepalived wants at least one ``virtual_ipaddress`` (``keepalived -t`` rejects an instance without one), so
 the master holds a host-scoped marker address on ``lo`` (``MASTER_MARKER``), which never leaves the machine
 and shows which node is master (``ip addr show lo``).
@@ -72,6 +79,10 @@ MASTER_MARKER = "169.254.100.1/32"
 PRIORITIES = (150, 100)
 SERVICE_PORTS = (443, 80)
 PERSISTENCE_SECONDS = 300
+# VRRPv3 adverts every 0.5 s: a dead master is noticed after 3 x 0.5 s + skew = 1.7-1.8 s instead of VRRPv2's
+# 3.6 s (whole seconds only), so that a killed master's VIP is on its peer within 4 s including vip-notify's
+# AWS call. Shorter intervals gain little more and start to mistake a busy small instance for a dead one.
+ADVERT_SECONDS = 0.5
 DEFAULT_INTERFACE = "ens5"
 
 
@@ -123,11 +134,6 @@ class VrrpPair:
         """1 to 255, derived from the name so that pairs of different deployments differ."""
         return self._digest("vrid")[0] % 255 + 1
 
-    @property
-    def auth_pass(self) -> str:
-        """VRRPv2 PASS authentication (8 characters, its maximum); not a secret, see the module notes."""
-        return self._digest("auth").hex()[:8]
-
     def peer(self, index: int) -> str:
         return self.addresses[1 - index]
 
@@ -147,7 +153,11 @@ def _block(head: str, items: Sequence[str]) -> str:
 def _global_defs(pair: VrrpPair, index: int) -> str:
     # Scripts run as root (they need the instance role and IPVS); script security makes keepalived refuse
     # scripts that a non-root user could modify.
-    return _block("global_defs", [f"router_id {pair.name}-{index}", "script_user root", "enable_script_security"])
+    # VRRPv3 has no authentication: a node accepts adverts from its unicast peer only. A master that meets a
+    # higher-priority one (a split brain healing) sends one last advert before it steps down, so that the
+    # master that stays hears it and runs notify_master_rx_lower_pri (without it that advert often never comes).
+    return _block("global_defs", [f"router_id {pair.name}-{index}", "script_user root", "enable_script_security",
+                                  "vrrp_version 3", "vrrp_check_unicast_src", "vrrp_higher_prio_send_advert"])
 
 
 def _vrrp_instance(pair: VrrpPair, index: int, extra: Sequence[str] = ()) -> str:
@@ -157,13 +167,14 @@ def _vrrp_instance(pair: VrrpPair, index: int, extra: Sequence[str] = ()) -> str
         f"virtual_router_id {pair.virtual_router_id}",
         f"priority {PRIORITIES[index]}",
         "nopreempt",
-        "advert_int 1",
+        f"advert_int {ADVERT_SECONDS}",
         f"unicast_src_ip {pair.addresses[index]}",
         _block("unicast_peer", [pair.peer(index)]),
-        _block("authentication", ["auth_type PASS", f"auth_pass {pair.auth_pass}"]),
         _block("virtual_ipaddress", [f"{MASTER_MARKER} dev lo scope host"]),
         *extra,
         f'notify_master "{pair.program("vip-notify")} {pair.name}"',
+        f'notify_backup "{pair.program("vip-notify")} {pair.name} --prepare"',
+        f'notify_master_rx_lower_pri "{pair.program("vip-notify")} {pair.name} --check"',
     ])
 
 
@@ -177,8 +188,10 @@ def director_configs(pair: VrrpPair) -> tuple[str, str]:
 def standby_configs(pair: VrrpPair) -> tuple[str, str]:
     """keepalived.conf of Harbor node 0 and 1 of an active-standby pair: a node whose local Harbor reports
     itself unhealthy three times in a row enters FAULT and leaves the VIP to its peer."""
+    # Every 2 s, 3 failures: an unhealthy Harbor gives up the VIP after 4-6 s (the check's curl gives up
+    # after 3 s, so a hanging Harbor takes at most one interval longer); a single slow answer does not.
     script = _block("vrrp_script harbor_health", [
-        f'script "{pair.health_command("127.0.0.1")}"', "interval 5", "timeout 4", "fall 3", "rise 2"])
+        f'script "{pair.health_command("127.0.0.1")}"', "interval 2", "timeout 3", "fall 3", "rise 2"])
     track = _block("track_script", ["harbor_health"])
     return tuple(  # type: ignore[return-value]
         "\n".join([_global_defs(pair, i), script, _vrrp_instance(pair, i, [track])]) for i in (0, 1))
@@ -227,10 +240,17 @@ def vrrp_cloud_config(pair: VrrpPair, config: str) -> CloudConfig:
     is enabled and started by the caller once everything it depends on is in place."""
     return CloudConfig(
         packages=("keepalived",),
-        files=(WriteFile(path=CONFIG_PATH, content=config, permissions="0640"),
+        # Compressed: an active-standby node's user-data (a whole Harbor besides) is near EC2's 16 KiB.
+        files=(WriteFile(path=CONFIG_PATH, content=config, permissions="0640", compress=True),
                _script(pair, "check-harbor-health", program_text("check-harbor-health")),
                _script(pair, "vip-notify", program_text("vip-notify"))),
     )
+
+
+def standby_cloud_config(pair: VrrpPair, index: int) -> CloudConfig:
+    """The keepalived part of Harbor node ``index``'s user-data in an active-standby pair, keepalived started."""
+    return vrrp_cloud_config(pair, standby_configs(pair)[index]).merge(
+        CloudConfig(commands=("systemctl enable --now keepalived",)))
 
 
 def _unit(name: str, **values: str) -> WriteFile:
@@ -255,4 +275,3 @@ def director_cloud_config(pair: VrrpPair, index: int, pool_parameter: str) -> Cl
         commands=("systemctl daemon-reload",
                   "systemctl enable --now harbor-vrrp.service harbor-lvs.service harbor-lb-pool.timer"),
     )
-    return lvs

@@ -3,18 +3,17 @@ tool lookups that fail under CI=true instead of skipping."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shutil
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from harbor_ha.aws import Testing as CdktfTesting  # not named Test*: pytest would collect it
+# The instance-metadata stand-in and the loopback HTTP helpers live with the failover drill, which uses them too.
+from harbor_ha.drill.standins import ImdsStandIn as FakeImds, QuietHandler, loopback_server  # noqa: F401
 from harbor_ha.settings import HarborHaSettings
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -105,61 +104,11 @@ def moto_endpoint():
     server.stop()
 
 
-class QuietHandler(BaseHTTPRequestHandler):
-    """A test HTTP handler that answers with ``answer`` and logs nothing."""
-
-    def answer(self, status: int, body: str) -> None:
-        data = body.encode()
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
-class FakeImds(QuietHandler):
-    """Stands in for the EC2 instance metadata service (IMDSv2) on loopback, nothing more: a session token
-    from PUT /latest/api/token, then ``metadata`` (path under /latest/meta-data/ -> value) only for requests
-    that present it. ``requests`` records the paths asked for. A subclass with its own ``metadata`` and
-    ``requests`` stands in for another instance's."""
-
-    TOKEN = "imds-session-token"
-    metadata: dict[str, str] = {}
-    requests: list[str] = []
-
-    def do_PUT(self):  # noqa: N802 (http.server's naming)
-        if self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
-            self.answer(200, self.TOKEN)
-        else:
-            self.answer(400, "")
-
-    def do_GET(self):  # noqa: N802
-        type(self).requests.append(self.path)
-        if self.headers.get("X-aws-ec2-metadata-token") != self.TOKEN:
-            self.answer(401, "")  # what IMDS does with IMDSv1 requests when IMDSv2 is required
-            return
-        value = type(self).metadata.get(self.path.removeprefix("/latest/meta-data/"))
-        self.answer(200, value) if value is not None else self.answer(404, "")
-
-
 @pytest.fixture(scope="session")
 def imds_url():
     """The URL of a FakeImds on loopback (set ``FakeImds.metadata`` before use)."""
     with loopback_server(FakeImds) as url:
         yield url
-
-
-@contextlib.contextmanager
-def loopback_server(handler: type[BaseHTTPRequestHandler]):
-    """Serve ``handler`` on an ephemeral loopback port in a thread; yields the base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
 
 
 def terraform_validate(workdir: Path, text: str, monkeypatch) -> None:

@@ -3,7 +3,9 @@ where a node's identity requires it, and the health check reads Harbor's answer 
 
 from __future__ import annotations
 
+import base64
 import difflib
+import gzip
 import json
 import os
 import re
@@ -16,7 +18,7 @@ import pytest
 
 from harbor_ha.keepalived import (
     CONFIG_PATH, LIBEXEC, MASTER_MARKER, TEMPLATES, VRRP_CONFIG_PATH, VrrpPair, director_cloud_config,
-    director_configs, lvs_nat_setup, program_text, standby_configs,
+    director_configs, lvs_nat_setup, program_text, standby_cloud_config, standby_configs,
 )
 
 from conftest import IN_CI, QuietHandler, loopback_server, require_tool
@@ -110,7 +112,11 @@ def test_vrrp_is_unicast_without_preemption_and_notifies_vip_notify(pair):
         assert "unicast_peer {\n        10.40.64.10\n    }" in text
         assert f'notify_master "{pair.libexec}/vip-notify harbor-vip"' in text
         assert f"{MASTER_MARKER} dev lo scope host" in text
-        assert f"auth_pass {pair.auth_pass}" in text and len(pair.auth_pass) == 8
+        assert f'notify_backup "{pair.libexec}/vip-notify harbor-vip --prepare"' in text
+        assert f'notify_master_rx_lower_pri "{pair.libexec}/vip-notify harbor-vip --check"' in text
+        # VRRPv3 for sub-second adverts; it has no authentication, adverts count from the peer only.
+        assert "vrrp_version 3" in text and "advert_int 0.5" in text and "vrrp_check_unicast_src" in text
+        assert "authentication" not in text
         assert "enable_script_security" in text and "script_user root" in text
     assert "track_script" in standby and "virtual_server" not in standby
     assert f'script "{pair.libexec}/check-harbor-health https://127.0.0.1/api/v2.0/health"' in standby
@@ -264,7 +270,8 @@ def test_vrrp_fails_over_between_namespaces_when_harbor_turns_unhealthy(two_name
     log = tmp_path / "notify.log"
     stubs = {
         "check-harbor-health": f'#!/bin/sh\n[ -e "{tmp_path}/healthy-$(ip netns identify)" ]\n',
-        "vip-notify": f'#!/bin/sh\necho "$(ip netns identify) $1" >> "{log}"\n',
+        # Only the MASTER's move is logged (--prepare and --check are the other notifications).
+        "vip-notify": f'#!/bin/sh\n[ $# -eq 1 ] || exit 0\necho "$(ip netns identify) $1" >> "{log}"\n',
     }
     for name, text in stubs.items():
         (libexec / name).write_text(text)
@@ -292,3 +299,12 @@ def test_vrrp_fails_over_between_namespaces_when_harbor_turns_unhealthy(two_name
             process.terminate()
         for process in processes:
             process.wait(timeout=20)
+
+
+def test_an_active_standby_nodes_keepalived_conf_travels_compressed():
+    """That node's user-data holds a whole Harbor besides; its keepalived.conf (under the 1 KiB over which files
+    are compressed anyway) is compressed so that the user-data keeps EC2's margin (test_stacks checks the size)."""
+    pair = VrrpPair(name="harbor", addresses=ADDRESSES)
+    entry = next(f for f in standby_cloud_config(pair, 0).files if f.path == CONFIG_PATH).to_cloud_config()
+    assert entry["encoding"] == "gz+b64"
+    assert gzip.decompress(base64.b64decode(entry["content"])).decode() == standby_configs(pair)[0]
