@@ -321,8 +321,8 @@ def _redis_urls(node: NodeRun) -> list[str]:
     core = env_file(node.config("common/config/core/env"))
     jobservice = yaml.safe_load(node.config("common/config/jobservice/config.yml"))
     trivy = env_file(node.config("common/config/trivy-adapter/env"))
-    return [core["_REDIS_URL_CORE"], core["_REDIS_URL_REG"], jobservice["job_loggers"] and
-            jobservice["worker_pool"]["redis_pool"]["redis_url"], trivy["SCANNER_REDIS_URL"]]
+    return [core["_REDIS_URL_CORE"], core["_REDIS_URL_REG"], jobservice["worker_pool"]["redis_pool"]["redis_url"],
+            trivy["SCANNER_REDIS_URL"]]
 
 
 def test_redis_over_tls_with_the_token_byte_for_byte(nodes):
