@@ -37,6 +37,9 @@ TARGETS = ("local", "aws")
 DB_ENGINES = ("postgres",)
 NODE_STORAGE = ("s3", "ebs")
 STACK_NAMES = ("active-active", "active-standby", "master-slaves", "master-master")
+# Each stack's label in AWS names and tags: a stack's names start with ``<name>-<label>``, so the four stacks of
+# one deployment can live side by side in one account and region.
+STACK_LABELS = {"active-active": "aa", "active-standby": "as", "master-slaves": "ms", "master-master": "mm"}
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,18}[a-z0-9]$")
 _REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
@@ -126,6 +129,18 @@ class HarborHaSettings:
     @property
     def zones(self) -> tuple[str, ...]:
         return self.availability_zones or (f"{self.region}a", f"{self.region}b")
+
+    @property
+    def stack(self) -> str:
+        """The one stack these settings build (a stack's own settings), else ``""``."""
+        return self.stacks[0] if len(self.stacks) == 1 else ""
+
+    @property
+    def resource_prefix(self) -> str:
+        """Prefix of the AWS names of the stack these settings build: ``<name>-<stack label>`` (``harbor-aa``,
+        23 characters at most), so that no two stacks of a deployment share a name. Settings naming several
+        stacks (constructs in a stack of your own) give ``name`` alone."""
+        return f"{self.name}-{STACK_LABELS[self.stack]}" if self.stack else self.name
 
     @property
     def harbor_version_tuple(self) -> tuple[int, int, int]:
