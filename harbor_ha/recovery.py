@@ -1,0 +1,118 @@
+"""Recovery after a crash, and what ``down`` leaves: compare the stack's resources in the target (found by
+tags and names, ``harbor_ha.inventory``) with its Terraform state.
+
+An apply that dies (killed, machine lost) leaves resources that exist but that the state does not know: the
+calls in flight and what was made since the state was last written. The next apply would fail on their
+names (DBInstanceAlreadyExists ...) or make second copies. ``adopt_orphans`` imports each one that matches
+exactly one resource of the stack's configuration missing from the state (by its ``Name`` tag, identifier,
+description or name prefix), and names the others with the commands that import or delete them.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from harbor_ha.inventory import Found, stack_inventory
+from harbor_ha.verify import state_resources
+
+# Per Terraform type: the configuration attributes whose literal value is the inventory's key, first found wins.
+CONFIG_KEYS = {
+    "aws_db_instance": ("identifier",), "aws_db_subnet_group": ("name",), "aws_db_parameter_group": ("name_prefix", "name"),
+    "aws_elasticache_replication_group": ("replication_group_id",), "aws_elasticache_subnet_group": ("name",),
+    "aws_kms_key": ("description",), "aws_kms_alias": ("name",),
+    "aws_secretsmanager_secret": ("name_prefix", "name"), "aws_s3_bucket": ("bucket_prefix", "bucket"),
+    "aws_iam_role": ("name_prefix", "name"), "aws_iam_instance_profile": ("name_prefix", "name"),
+    "aws_route53_zone": ("name",),
+}
+
+
+def _config_key(kind: str, values: dict) -> str:
+    for attribute in CONFIG_KEYS.get(kind, ()):
+        if isinstance(values.get(attribute), str):
+            return values[attribute]
+    name = (values.get("tags") or {}).get("Name")
+    return name if isinstance(name, str) else ""
+
+
+def _known_ids(state: dict) -> tuple[set[str], set[str]]:
+    """(every id and ARN the state holds, the addresses it holds)."""
+    ids, addresses = set(), set()
+    for resource in state_resources(state):
+        addresses.add(resource["address"])
+        values = resource.get("values") or {}
+        ids.update(str(values[k]) for k in ("id", "arn", "name", "identifier", "bucket", "allocation_id")
+                   if values.get(k))
+    return ids, addresses
+
+
+def orphans(run) -> list[Found]:
+    """Live resources of ``run``'s stack (not kept-after-deletion ones) that its state does not hold."""
+    ids, _ = _known_ids(run.state())
+    return [f for f in stack_inventory(run).all()
+            if not (f.kept or f.made_by_node) and f.import_id not in ids and f.arn not in ids]
+
+
+def _unmanaged_addresses(run, state: dict) -> dict[tuple[str, str], list[str]]:
+    """``(type, key) -> addresses`` of the configuration's resources that the state lacks."""
+    import json
+
+    _, held = _known_ids(state)
+    config = json.loads((run.workdir / "cdk.tf.json").read_text()).get("resource", {})
+    found: dict[tuple[str, str], list[str]] = {}
+    for kind, resources in config.items():
+        for logical, values in resources.items():
+            key = _config_key(kind, values)
+            if key and "${" not in key and f"{kind}.{logical}" not in held:
+                found.setdefault((kind, key), []).append(f"{kind}.{logical}")
+    return found
+
+
+def adopt_orphans(run, report: Callable[[str], None] = print) -> list[Found]:
+    """Import the stack's orphans that match one resource of its configuration; report every orphan. Returns
+    the orphans left unmatched (named in the report with how to import or delete them)."""
+    state = run.state()
+    left = orphans(run)
+    if not left:
+        return []
+    report(f"harbor-ha: {len(left)} resources of stack {run.stack} exist in the target but not in its state "
+           "(an earlier apply or destroy was cut short); importing them:")
+    addresses = _unmanaged_addresses(run, state)
+    unmatched = []
+    for orphan in left:
+        candidates = addresses.get((orphan.kind, orphan.key), [])
+        if len(candidates) != 1:
+            unmatched.append(orphan)
+            continue
+        run.terraform("import", candidates[0], orphan.import_id, stream=False)
+        addresses.pop((orphan.kind, orphan.key))
+        report(f"  imported {orphan.describe()} as {candidates[0]}")
+    for orphan in unmatched:
+        report(f"  not imported, {orphan.describe()}: it matches no single resource of the configuration; import "
+               f"it with 'terraform -chdir={run.workdir} import <address> {orphan.import_id}' or delete it "
+               f"(AWS console or CLI, region {orphan.region})")
+    return unmatched
+
+
+def remove_node_made_secrets(run, report: Callable[[str], None] = print) -> list[Found]:
+    """Schedule the deletion of the secrets the stack's nodes made at boot (Harbor's shared secrets), with the
+    recovery window of the stack's KMS keys (30 days): both can be restored together until then."""
+    inventory = stack_inventory(run)
+    removed = []
+    for secret in inventory.all():
+        if secret.made_by_node and not secret.kept:
+            inventory.live("secretsmanager", secret.region).delete_secret(SecretId=secret.arn,
+                                                                          RecoveryWindowInDays=30)
+            report(f"harbor-ha: scheduled the deletion of {secret.key}, made by a node at boot (restorable "
+                   "with its KMS key for 30 days)")
+            removed.append(secret)
+    return removed
+
+
+def report_leftovers(run, report: Callable[[str], None] = print) -> list[Found]:
+    """After a destroy: list what the target still holds of the stack, kept by AWS by design or not; returns
+    what is not kept by design (nothing, when the destroy went well)."""
+    found = stack_inventory(run).all()
+    for item in found:
+        report(f"harbor-ha: left in the target: {item.describe()}: "
+               + (item.kept if item.kept else "not deleted by terraform; delete it (AWS console or CLI)"))
+    return [item for item in found if not item.kept]
