@@ -234,15 +234,18 @@ def deploy(stack: str, settings: HarborHaSettings | None = None, *, project_dir:
     from harbor_ha.recovery import adopt_orphans
 
     run = prepare(stack, settings, project_dir, stream)
-    adopt_orphans(run)
+    adopt_orphans(run, settle=True)
     run.terraform("apply", skip_plan=True)
     return run.outputs()
 
 
 def outputs(stack: str, settings: HarborHaSettings | None = None, *, project_dir: str | os.PathLike | None = None,
             mask_sensitive: bool = False) -> dict:
-    """The outputs of the deployed ``stack`` (sensitive values replaced by ``(sensitive)`` if asked)."""
-    return StackRun(stack, settings, project_dir, stream=False).ready().outputs(mask_sensitive)
+    """The outputs of the deployed ``stack`` (sensitive values replaced by ``(sensitive)`` if asked). On the
+    local target a state whose emulator is gone is refused (``EmulatorError``), as every other command does."""
+    run = StackRun(stack, settings, project_dir, stream=False)
+    run.target  # noqa: B018 - resolving the target checks that the deployment still exists there
+    return run.ready().outputs(mask_sensitive)
 
 
 def destroy(stack: str, settings: HarborHaSettings | None = None, *, project_dir: str | os.PathLike | None = None,

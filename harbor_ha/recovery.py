@@ -34,14 +34,21 @@ def _config_key(kind: str, values: dict) -> str:
     return name if isinstance(name, str) else ""
 
 
+# Terraform types that adopt what AWS made with the VPC: in the target they are of the second type.
+ADOPTING_TYPES = {"aws_default_security_group": "aws_security_group", "aws_default_route_table": "aws_route_table"}
+
+
 def _known_ids(state: dict) -> tuple[set[str], set[str]]:
-    """(every id and ARN the state holds, the addresses it holds)."""
+    """(``<type> <id>`` of every resource the state holds, and every ARN; the addresses it holds). Ids per type:
+    a database and its subnet group share a name."""
     ids, addresses = set(), set()
     for resource in state_resources(state):
         addresses.add(resource["address"])
         values = resource.get("values") or {}
-        ids.update(str(values[k]) for k in ("id", "arn", "name", "identifier", "bucket", "allocation_id")
-                   if values.get(k))
+        kind = ADOPTING_TYPES.get(resource["type"], resource["type"])
+        ids.update(f"{kind} {values[k]}" for k in ("id", "name", "identifier", "bucket") if values.get(k))
+        if values.get("arn"):
+            ids.add(values["arn"])
     return ids, addresses
 
 
@@ -49,7 +56,7 @@ def orphans(run) -> list[Found]:
     """Live resources of ``run``'s stack (not kept-after-deletion ones) that its state does not hold."""
     ids, _ = _known_ids(run.state())
     return [f for f in stack_inventory(run).all()
-            if not (f.kept or f.made_by_node) and f.import_id not in ids and f.arn not in ids]
+            if not (f.kept or f.made_by_node) and f"{f.kind} {f.import_id}" not in ids and f.arn not in ids]
 
 
 def _unmanaged_addresses(run, state: dict) -> dict[tuple[str, str], list[str]]:
@@ -67,9 +74,13 @@ def _unmanaged_addresses(run, state: dict) -> dict[tuple[str, str], list[str]]:
     return found
 
 
-def adopt_orphans(run, report: Callable[[str], None] = print) -> list[Found]:
+def adopt_orphans(run, report: Callable[[str], None] = print, *, settle: bool = False) -> list[Found]:
     """Import the stack's orphans that match one resource of its configuration; report every orphan. Returns
-    the orphans left unmatched (named in the report with how to import or delete them)."""
+    the orphans left unmatched (named in the report with how to import or delete them).
+
+    ``settle``: then apply the imported resources alone, before the caller's apply: an imported database or
+    cache often differs from its configuration, and values other resources read from it (user-data holds its
+    endpoint) change when it is updated, which Terraform refuses within one apply ("inconsistent final plan")."""
     state = run.state()
     left = orphans(run)
     if not left:
@@ -77,7 +88,7 @@ def adopt_orphans(run, report: Callable[[str], None] = print) -> list[Found]:
     report(f"harbor-ha: {len(left)} resources of stack {run.stack} exist in the target but not in its state "
            "(an earlier apply or destroy was cut short); importing them:")
     addresses = _unmanaged_addresses(run, state)
-    unmatched = []
+    unmatched, imported = [], []
     for orphan in left:
         candidates = addresses.get((orphan.kind, orphan.key), [])
         if len(candidates) != 1:
@@ -85,7 +96,11 @@ def adopt_orphans(run, report: Callable[[str], None] = print) -> list[Found]:
             continue
         run.terraform("import", candidates[0], orphan.import_id, stream=False)
         addresses.pop((orphan.kind, orphan.key))
+        imported.append(candidates[0])
         report(f"  imported {orphan.describe()} as {candidates[0]}")
+    if settle and imported:
+        report(f"harbor-ha: bringing the {len(imported)} imported resources in line with the configuration first")
+        run.terraform("apply", skip_plan=True, target=imported)
     for orphan in unmatched:
         report(f"  not imported, {orphan.describe()}: it matches no single resource of the configuration; import "
                f"it with 'terraform -chdir={run.workdir} import <address> {orphan.import_id}' or delete it "

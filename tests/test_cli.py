@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -90,3 +91,17 @@ def test_a_downgrade_is_refused_in_one_line_before_anything_changes(project, mon
     err = capsys.readouterr().err
     assert err.startswith('harbor-ha: harbor_version = "2.14.4" (deployed: "2.15.2"): refused') and err.count("\n") == 1
     assert not (project / "cdktf.out").exists(), "nothing was synthesized, let alone applied"
+
+
+def test_outputs_refuse_a_state_whose_emulator_is_gone(project, monkeypatch, capsys):
+    """A local state that lists resources while no emulator runs: outputs says so, like every other command,
+    instead of answering from the stale state."""
+    monkeypatch.delenv("HARBOR_HA_LOCAL_ENDPOINT")
+    state = project / ".harbor-ha" / "state" / "local" / "active-active.tfstate"
+    state.parent.mkdir(parents=True)
+    state.write_text(json.dumps({"version": 4, "resources": [{"mode": "managed", "type": "aws_vpc", "name": "v",
+                                                              "instances": [{"attributes": {"id": "vpc-1"}}]}],
+                                 "outputs": {"vip_address": {"value": "192.0.2.1", "type": "string"}}}))
+    assert main(["outputs", "active-active"]) == 2
+    err = capsys.readouterr().err
+    assert "emulator is not running" in err and "harbor-ha local reset" in err and "Traceback" not in err
