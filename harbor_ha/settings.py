@@ -56,7 +56,8 @@ class HarborHaSettings:
     """Everything a harbor-ha deployment can be told. Each field states its default."""
 
     name: str = "harbor"
-    """Deployment name, prefix of every resource name. Default ``harbor``. 2-20 of a-z 0-9 -."""
+    """Deployment name. Every AWS name of a stack starts with ``<name>-<aa|as|ms|mm>`` (the stack), so the four
+    stacks of one deployment can share an account and region. Default ``harbor``. 2-20 of a-z 0-9 -."""
     target: str = "local"
     """Where to deploy: ``local`` (the embedded emulator) or ``aws``. Default ``local``."""
     region: str = "us-east-1"
@@ -118,7 +119,7 @@ class HarborHaSettings:
     """Directory of a Terraform provider filesystem mirror (air-gapped installs). Default: found
     automatically in the usual places, else the public registry."""
     tags: Mapping[str, str] = field(default_factory=dict)
-    """Tags put on every resource, besides ``harbor-ha:deployment``. Default none."""
+    """Tags put on every resource, besides ``harbor-ha:deployment`` and ``harbor-ha:stack``. Default none."""
     stacks: tuple[str, ...] = STACK_NAMES
     """Which stacks ``main.py`` builds (``harbor-ha up STACK`` builds that one). Default: all four."""
 
