@@ -91,8 +91,12 @@ class Inventory:
         if instance_ids:
             for reservation in ec2.describe_instances(InstanceIds=instance_ids)["Reservations"]:
                 states.update({i["InstanceId"]: i["State"]["Name"] for i in reservation["Instances"]})
+        volume_ids = [i for i in ids if kinds[i] == "volume"]
+        # An instance's root volume carries the stack's tags but is part of the instance (deleted with it).
+        roots = {v["VolumeId"] for v in (ec2.describe_volumes(VolumeIds=volume_ids)["Volumes"] if volume_ids else [])
+                 if any(a.get("DeleteOnTermination") for a in v.get("Attachments", []))}
         for resource_id in ids:
-            if not self._ours(tags.get(resource_id)):
+            if not self._ours(tags.get(resource_id)) or resource_id in roots:
                 continue
             state = states.get(resource_id, "")
             yield Found(EC2_TYPES[kinds[resource_id]], resource_id, region, tags[resource_id].get("Name", ""),

@@ -131,3 +131,30 @@ def report_leftovers(run, report: Callable[[str], None] = print) -> list[Found]:
         report(f"harbor-ha: left in the target: {item.describe()}: "
                + (item.kept if item.kept else "not deleted by terraform; delete it (AWS console or CLI)"))
     return [item for item in found if not item.kept]
+
+
+# Attributes that name a resource holding data: a new value replaces the resource, and its data is lost.
+DATA_NAMES = {"aws_db_instance": "identifier", "aws_elasticache_replication_group": "replication_group_id",
+              "aws_s3_bucket": "bucket_prefix"}
+
+
+def refuse_renaming_data(run) -> None:
+    """Raise ``DeployError`` before any change when the configuration renames a deployed database, cache or
+    bucket (a harbor-ha version whose names lacked the stack deployed it): the apply would replace it."""
+    import json
+
+    from harbor_ha.deploy import DeployError
+
+    config = json.loads((run.workdir / "cdk.tf.json").read_text()).get("resource", {})
+    renamed = []
+    for resource in state_resources(run.state()):
+        attribute = DATA_NAMES.get(resource["type"])
+        wanted = config.get(resource["type"], {}).get(resource["name"], {}).get(attribute) if attribute else None
+        held = (resource.get("values") or {}).get(attribute)
+        if isinstance(wanted, str) and held and held != wanted:
+            renamed.append(f"{resource['type']} {held!r} (now named {wanted!r})")
+    if renamed:
+        raise DeployError(
+            f"stack {run.stack} holds " + ", ".join(renamed) + ", made by a harbor-ha version whose names lacked "
+            "the stack; applying would replace them and lose their data, so nothing was changed. Keep that "
+            "version for this deployment.")
