@@ -59,7 +59,29 @@ def _register_bare_provider_package() -> None:
     sys.modules[PROVIDER_PACKAGE] = importlib.util.module_from_spec(spec)
 
 
+def _quiet_exit_of_a_dead_node_process() -> None:
+    """A terminal's Ctrl-C signals the whole process group, jsii's node process too, which dies of it. jsii's
+    exit hook then writes to the dead process and prints a BrokenPipeError traceback after harbor-ha's own
+    one-line message: its stop passes over a broken pipe instead (a live process stops as before). Patched
+    before jsii starts a node process, whose exit hook is that stop."""
+    from jsii._kernel.providers import process
+
+    stop = process._NodeProcess.stop
+    if getattr(stop, "quiet", False):
+        return
+
+    def stop_quietly(self) -> None:
+        try:
+            stop(self)
+        except BrokenPipeError:
+            pass
+
+    stop_quietly.quiet = True
+    process._NodeProcess.stop = stop_quietly
+
+
 _preload_lazy_node_index()
+_quiet_exit_of_a_dead_node_process()
 _register_bare_provider_package()
 
 # isort: off  (the bare package must be registered before these imports)

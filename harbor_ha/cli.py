@@ -17,10 +17,8 @@ Every command that changes something first prints the target, region and account
 from __future__ import annotations
 
 import argparse
-import atexit
 import json
 import signal
-import subprocess
 import sys
 from contextlib import contextmanager
 
@@ -106,9 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt as interrupt:
         number = interrupt.args[0] if interrupt.args else signal.SIGINT
-        print(f"{PROG}: interrupted ({signal.Signals(number).name}) before terraform started; nothing was "
-              "changed by this run", file=sys.stderr)
-        _forget_dead_jsii_runtime()
+        print(f"{PROG}: interrupted ({signal.Signals(number).name}) while no terraform was running; continue "
+              f"with: {PROG} {' '.join(argv)}", file=sys.stderr)
         return 128 + number
 
 
@@ -125,22 +122,6 @@ def _terminated_as_interrupt():
     finally:
         signal.signal(signal.SIGTERM, previous)
 
-
-def _forget_dead_jsii_runtime() -> None:
-    """A terminal's Ctrl-C reaches the whole process group, jsii's node process too, which dies of it. jsii's
-    exit hook would then write to that dead process and print a BrokenPipeError traceback: when the node
-    process has ended (waited for briefly), its hook is dropped."""
-    runtime = sys.modules.get("jsii._runtime")  # imported by cdktf's import, which starts the node process
-    try:
-        node = runtime.kernel.provider._process
-        process = node._process
-    except Exception:  # no jsii runtime, or interrupted while it started: no hook to drop
-        return
-    try:
-        process.wait(timeout=1)
-    except subprocess.TimeoutExpired:
-        return  # alive: its hook stops it cleanly
-    atexit.unregister(node.stop)
 
 
 def _announce(run, action: str, file=None) -> None:

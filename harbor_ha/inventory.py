@@ -107,7 +107,8 @@ class Inventory:
             response = getattr(client, call)(**(key or {"ResourceName": arn}))
         except ClientError:  # deleted meanwhile
             return False
-        return self._ours(response.get("TagList") or response.get("Tags") or response.get("InstanceProfile", {}).get("Tags")
+        return self._ours(response.get("TagList") or response.get("Tags")
+                          or response.get("InstanceProfile", {}).get("Tags")
                           or response.get("ResourceTagSet", {}).get("Tags") or [])
 
     def _rds(self, region: str) -> Iterator[Found]:

@@ -17,7 +17,8 @@ from harbor_ha.verify import state_resources
 
 # Per Terraform type: the configuration attributes whose literal value is the inventory's key, first found wins.
 CONFIG_KEYS = {
-    "aws_db_instance": ("identifier",), "aws_db_subnet_group": ("name",), "aws_db_parameter_group": ("name_prefix", "name"),
+    "aws_db_instance": ("identifier",), "aws_db_subnet_group": ("name",),
+    "aws_db_parameter_group": ("name_prefix", "name"),
     "aws_elasticache_replication_group": ("replication_group_id",), "aws_elasticache_subnet_group": ("name",),
     "aws_kms_key": ("description",), "aws_kms_alias": ("name",),
     "aws_secretsmanager_secret": ("name_prefix", "name"), "aws_s3_bucket": ("bucket_prefix", "bucket"),

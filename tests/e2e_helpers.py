@@ -50,7 +50,7 @@ def command_env(root: Path, endpoint: str, **settings: str) -> dict[str, str]:
 def start(root: Path, endpoint: str, *args: str, **settings: str) -> subprocess.Popen:
     """``harbor-ha ARGS`` in ``root`` as a process (and process group) of its own, output to files in root."""
     name = "-".join(args)
-    return subprocess.Popen([sys.executable, "-m", "harbor_ha.cli", *args], cwd=root,
+    return subprocess.Popen([str(Path(sys.executable).parent / "harbor-ha"), *args], cwd=root,
                             env=command_env(root, endpoint, **settings), start_new_session=True,
                             stdout=open(root / f"{name}.out", "w"), stderr=open(root / f"{name}.err", "w"))
 

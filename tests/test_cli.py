@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -105,3 +111,33 @@ def test_outputs_refuse_a_state_whose_emulator_is_gone(project, monkeypatch, cap
     assert main(["outputs", "active-active"]) == 2
     err = capsys.readouterr().err
     assert "emulator is not running" in err and "harbor-ha local reset" in err and "Traceback" not in err
+
+
+def _jsii_child(pid: int, timeout: float = 60) -> None:
+    """Until the process ``pid`` has started jsii's node runtime (a synth is under way)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for proc in Path("/proc").iterdir():
+            try:
+                if proc.name.isdigit() and int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid \
+                        and b"jsii-runtime" in (proc / "cmdline").read_bytes():
+                    return
+            except (OSError, IndexError, ValueError):
+                continue
+        time.sleep(0.2)
+    raise AssertionError("no jsii runtime started")
+
+
+def test_a_terminal_ctrl_c_during_synth_ends_in_one_line_without_traceback(project):
+    """Ctrl-C in a terminal signals the whole process group: harbor-ha and jsii's node process alike."""
+    process = subprocess.Popen([str(Path(sys.executable).parent / "harbor-ha"), "plan", "master-slaves"],
+                               cwd=project, env={**os.environ, "PYTHONPATH": str(PROJECT)},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _jsii_child(process.pid)
+    time.sleep(1)
+    os.killpg(process.pid, signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, out + err
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    assert err.strip().splitlines()[-1] == (
+        "harbor-ha: interrupted (SIGINT) while no terraform was running; continue with: harbor-ha plan master-slaves")

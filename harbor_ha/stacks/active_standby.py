@@ -45,8 +45,8 @@ class ActiveStandbyStack(HarborHaStack):
         data = SharedData(self, "data", props=SharedDataProps.from_settings(s, network))
         # The two VIP holders' fixed addresses in the public subnets of two AZs (StaticIps places VIP holders
         # there; in active-active those are the load balancers).
-        ips = StaticIps(self, "static-ips", props=StaticIpsProps(network=network, name=s.resource_prefix, harbor_count=2,
-                                                                 lb_count=2))
+        ips = StaticIps(self, "static-ips", props=StaticIpsProps(network=network, name=s.resource_prefix,
+                                                                 harbor_count=2, lb_count=2))
         nodes = ips.lb_addresses
         pair = VrrpPair(name=s.resource_prefix, addresses=(nodes[0].private_ip, nodes[1].private_ip))
         keepalived = [vrrp_cloud_config(pair, config).merge(START_KEEPALIVED) for config in standby_configs(pair)]
