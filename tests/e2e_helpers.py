@@ -67,14 +67,14 @@ def outputs(root: Path, *args: str) -> tuple[str, str]:
     return (root / f"{name}.out").read_text(), (root / f"{name}.err").read_text()
 
 
-def wait_for_line(path: Path, text: str, timeout: float = 600) -> None:
-    """Until ``path`` holds a line with ``text``."""
+def wait_for_line(path: Path, *texts: str, timeout: float = 600) -> None:
+    """Until ``path`` holds a line with all of ``texts``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if path.exists() and text in path.read_text():
+        if path.exists() and any(all(t in line for t in texts) for line in path.read_text().splitlines()):
             return
         time.sleep(0.5)
-    raise AssertionError(f"{path} never showed {text!r}:\n{path.read_text() if path.exists() else ''}")
+    raise AssertionError(f"{path} never showed {texts!r}:\n{path.read_text() if path.exists() else ''}")
 
 
 def processes_in(root: Path) -> list[str]:

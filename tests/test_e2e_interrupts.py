@@ -1,11 +1,12 @@
 """End to end on the local AWS target: SIGINT and SIGTERM sent to the harbor-ha process alone (what CI runners
-and supervisors do) while it applies master-slaves (the stack without a database: quickest). Each time
+and supervisors do), and a terminal's Ctrl-C (SIGINT to the process group), while it applies master-slaves (the stack without a database: quickest). Each time
 terraform stops gracefully, no terraform process outlives harbor-ha, the state lock is free, and the message is
 one line naming the signal, how far the apply got and the command that continues it; that command then
 completes and the stack verifies."""
 
 from __future__ import annotations
 
+import os
 import signal
 
 import pytest
@@ -23,12 +24,18 @@ def project(tmp_path_factory):
         yield project
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_to_harbor_ha_stops_terraform_cleanly_and_up_continues(project, signum):
+@pytest.mark.parametrize("to, signum", [("harbor-ha", signal.SIGINT), ("harbor-ha", signal.SIGTERM),
+                                        ("process group", signal.SIGINT)])
+def test_a_signal_stops_terraform_cleanly_and_up_continues(project, to, signum):
+    """``harbor-ha``: the signal goes to the harbor-ha process alone (a CI runner, a supervisor); ``process
+    group``: to its whole group, as a terminal's Ctrl-C does (jsii's node process dies of it too)."""
     root, endpoint = project
     up = start(root, endpoint, "up", STACK)
     wait_for_line(root / f"up-{STACK}.out", "Creation complete")  # terraform is applying
-    up.send_signal(signum)  # to harbor-ha alone, not its process group
+    if to == "harbor-ha":
+        up.send_signal(signum)
+    else:
+        os.killpg(up.pid, signum)
     assert up.wait(timeout=300) == 128 + signum
     out, err = outputs(root, "up", STACK)
     assert processes_in(root) == [], "terraform outlived harbor-ha"

@@ -262,7 +262,8 @@ AWS_NAME_LIMITS = {
     ("aws_db_instance", "identifier"): 63, ("aws_db_instance", "final_snapshot_identifier"): 255,
     ("aws_db_subnet_group", "name"): 255, ("aws_db_parameter_group", "name_prefix"): 229,
     ("aws_elasticache_replication_group", "replication_group_id"): 40, ("aws_elasticache_subnet_group", "name"): 255,
-    ("aws_kms_alias", "name"): 256, ("aws_iam_role", "name_prefix"): 38, ("aws_iam_instance_profile", "name_prefix"): 38,
+    ("aws_kms_alias", "name"): 256, ("aws_iam_role", "name_prefix"): 38,
+    ("aws_iam_instance_profile", "name_prefix"): 38,
     ("aws_secretsmanager_secret", "name_prefix"): 480, ("aws_s3_bucket", "bucket_prefix"): 37,
     ("aws_security_group", "name"): 255, ("aws_security_group", "name_prefix"): 100, ("aws_route53_zone", "name"): 253,
 }
