@@ -123,7 +123,6 @@ def _terminated_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-
 def _announce(run, action: str, file=None) -> None:
     print(f"{PROG}: {action} {run.stack} on {run.target.describe()}", flush=True, file=file or sys.stdout)
 

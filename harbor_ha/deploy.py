@@ -231,11 +231,10 @@ def deploy(stack: str, settings: HarborHaSettings | None = None, *, project_dir:
            stream: bool = True) -> dict:
     """Create or update ``stack``; returns its outputs (name -> value). What an earlier apply made without
     saving it in the state is imported first (``harbor_ha.recovery``)."""
-    from harbor_ha.recovery import adopt_orphans, refuse_renaming_data
+    from harbor_ha.recovery import before_apply
 
     run = prepare(stack, settings, project_dir, stream)
-    refuse_renaming_data(run)
-    adopt_orphans(run, settle=True)
+    before_apply(run)
     run.terraform("apply", skip_plan=True)
     return run.outputs()
 

@@ -109,6 +109,12 @@ def adopt_orphans(run, report: Callable[[str], None] = print, *, settle: bool = 
     return unmatched
 
 
+def before_apply(run) -> None:
+    """What ``up`` does before its apply: refuse to rename what holds data, import what a cut-short apply left."""
+    refuse_renaming_data(run)
+    adopt_orphans(run, settle=True)
+
+
 def remove_node_made_secrets(run, report: Callable[[str], None] = print) -> list[Found]:
     """Schedule the deletion of the secrets the stack's nodes made at boot (Harbor's shared secrets), with the
     recovery window of the stack's KMS keys (30 days): both can be restored together until then."""

@@ -423,10 +423,12 @@ def up(run, options: RollOptions | None = None, say: Callable[[str], None] = pri
     """Apply the settings to ``run``'s stack: refused changes stop before anything, members roll one at a
     time, and the settings are recorded once everything is applied."""
     from harbor_ha.changes import deployed_settings, recorded, record
+    from harbor_ha.recovery import before_apply
 
     versions = check_changes(run)
     run.synth()
     run.init()
+    before_apply(run)  # refuse renaming what holds data, import what a cut-short apply left
     plan = plan_changes(run, versions)
     if plan is None:
         changed = sorted(k for k, v in recorded(run.project_dir, run.settings.target, run.stack).items()
