@@ -22,11 +22,24 @@ from harbor_ha.provider import DEPLOYMENT_TAG_KEY, STACK_TAG_KEY
 
 # Terraform's name_prefix / bucket_prefix append a 26-character unique id (a timestamp and a counter).
 _UNIQUE_SUFFIX = re.compile(r"^(?P<prefix>.+?)\d{24}[0-9a-f]{2}$")
-# EC2 resource types of describe_tags -> Terraform types.
-EC2_TYPES = {"vpc": "aws_vpc", "subnet": "aws_subnet", "security-group": "aws_security_group",
-             "instance": "aws_instance", "elastic-ip": "aws_eip", "internet-gateway": "aws_internet_gateway",
-             "route-table": "aws_route_table", "natgateway": "aws_nat_gateway", "vpc-endpoint": "aws_vpc_endpoint",
-             "volume": "aws_ebs_volume"}
+# Terraform type -> the EC2 call that lists it (with tag filters), its result list and the id key. Instances come
+# first: their root volumes are found through them.
+EC2_LISTS = {
+    "aws_instance": ("describe_instances", "Reservations", "InstanceId"),
+    "aws_vpc": ("describe_vpcs", "Vpcs", "VpcId"), "aws_subnet": ("describe_subnets", "Subnets", "SubnetId"),
+    "aws_security_group": ("describe_security_groups", "SecurityGroups", "GroupId"),
+    "aws_eip": ("describe_addresses", "Addresses", "AllocationId"),
+    "aws_internet_gateway": ("describe_internet_gateways", "InternetGateways", "InternetGatewayId"),
+    "aws_route_table": ("describe_route_tables", "RouteTables", "RouteTableId"),
+    "aws_nat_gateway": ("describe_nat_gateways", "NatGateways", "NatGatewayId"),
+    "aws_vpc_endpoint": ("describe_vpc_endpoints", "VpcEndpoints", "VpcEndpointId"),
+    "aws_ebs_volume": ("describe_volumes", "Volumes", "VolumeId"),
+}
+# What EC2 lists for a while after its deletion.
+EC2_KEPT = {("aws_instance", "terminated"): "a terminated instance stays listed for about an hour",
+            ("aws_instance", "shutting-down"): "terminating",
+            ("aws_nat_gateway", "deleted"): "a deleted NAT gateway stays listed for about an hour",
+            ("aws_nat_gateway", "deleting"): "being deleted"}
 
 
 @dataclass(frozen=True)
@@ -76,31 +89,22 @@ class Inventory:
 
     def _ec2(self, region: str) -> Iterator[Found]:
         ec2 = self.live("ec2", region)
-        tags: dict[str, dict[str, str]] = {}
-        kinds: dict[str, str] = {}
-        for page in ec2.get_paginator("describe_tags").paginate(
-                Filters=[{"Name": "key", "Values": [STACK_TAG_KEY]}, {"Name": "value", "Values": [self.stack]}]):
-            for tag in page["Tags"]:
-                kinds[tag["ResourceId"]] = tag["ResourceType"]
-        ids = sorted(i for i, kind in kinds.items() if kind in EC2_TYPES)
-        for start in range(0, len(ids), 100):
-            for tag in ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": ids[start:start + 100]}])["Tags"]:
-                tags.setdefault(tag["ResourceId"], {})[tag["Key"]] = tag["Value"]
-        states = {}
-        instance_ids = [i for i in ids if kinds[i] == "instance"]
-        if instance_ids:
-            for reservation in ec2.describe_instances(InstanceIds=instance_ids)["Reservations"]:
-                states.update({i["InstanceId"]: i["State"]["Name"] for i in reservation["Instances"]})
-        volume_ids = [i for i in ids if kinds[i] == "volume"]
-        # An instance's root volume carries the stack's tags but is part of the instance (deleted with it).
-        roots = {v["VolumeId"] for v in (ec2.describe_volumes(VolumeIds=volume_ids)["Volumes"] if volume_ids else [])
-                 if any(a.get("DeleteOnTermination") for a in v.get("Attachments", []))}
-        for resource_id in ids:
-            if not self._ours(tags.get(resource_id)) or resource_id in roots:
-                continue
-            state = states.get(resource_id, "")
-            yield Found(EC2_TYPES[kinds[resource_id]], resource_id, region, tags[resource_id].get("Name", ""),
-                        kept="a terminated instance stays listed for about an hour" if state == "terminated" else "")
+        ours = [{"Name": f"tag:{DEPLOYMENT_TAG_KEY}", "Values": [self.deployment]},
+                {"Name": f"tag:{STACK_TAG_KEY}", "Values": [self.stack]}]
+        roots = set()
+        for kind, (call, items, key) in EC2_LISTS.items():
+            listed = getattr(ec2, call)(Filters=ours)[items]
+            if kind == "aws_instance":
+                listed = [i for r in listed for i in r["Instances"]]
+                # An instance's root volume carries the stack's tags but is part of it (deleted with it).
+                roots |= {m["Ebs"]["VolumeId"] for i in listed for m in i.get("BlockDeviceMappings", [])
+                          if m.get("Ebs", {}).get("DeleteOnTermination")}
+            for item in listed:
+                if item[key] in roots:
+                    continue
+                state = (item.get("State") or {}).get("Name") if kind == "aws_instance" else item.get("State")
+                name = {t["Key"]: t["Value"] for t in item.get("Tags", [])}.get("Name", "")
+                yield Found(kind, item[key], region, name, kept=EC2_KEPT.get((kind, state), ""))
 
     def _tagged(self, client, arn: str, call: str = "list_tags_for_resource", **key) -> bool:
         try:
