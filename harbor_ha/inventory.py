@@ -76,8 +76,8 @@ class Inventory:
         self.live, self.deployment, self.stack, self.prefix, self.regions = live, deployment, stack, prefix, regions
 
     def _ours(self, tags) -> bool:
-        if isinstance(tags, list):
-            tags = {t.get("Key"): t.get("Value") for t in tags}
+        if isinstance(tags, list):  # [{Key, Value}], KMS: [{TagKey, TagValue}]
+            tags = {t.get("Key", t.get("TagKey")): t.get("Value", t.get("TagValue")) for t in tags}
         return (tags or {}).get(DEPLOYMENT_TAG_KEY) == self.deployment and (tags or {}).get(STACK_TAG_KEY) == self.stack
 
     def all(self) -> list[Found]:
