@@ -93,14 +93,15 @@ class Inventory:
                 {"Name": f"tag:{STACK_TAG_KEY}", "Values": [self.stack]}]
         roots = set()
         for kind, (call, items, key) in EC2_LISTS.items():
-            listed = getattr(ec2, call)(Filters=ours)[items]
+            filters = "Filter" if kind == "aws_nat_gateway" else "Filters"  # as DescribeNatGateways names it
+            listed = getattr(ec2, call)(**{filters: ours})[items]
             if kind == "aws_instance":
                 listed = [i for r in listed for i in r["Instances"]]
                 # An instance's root volume carries the stack's tags but is part of it (deleted with it).
                 roots |= {m["Ebs"]["VolumeId"] for i in listed for m in i.get("BlockDeviceMappings", [])
                           if m.get("Ebs", {}).get("DeleteOnTermination")}
             for item in listed:
-                if item[key] in roots:
+                if item[key] in roots or not self._ours(item.get("Tags")):  # the emulator may ignore a filter
                     continue
                 state = (item.get("State") or {}).get("Name") if kind == "aws_instance" else item.get("State")
                 name = {t["Key"]: t["Value"] for t in item.get("Tags", [])}.get("Name", "")

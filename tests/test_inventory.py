@@ -41,6 +41,10 @@ def test_lists_the_stacks_resources_only(aws):
     ec2.create_vpc(CidrBlock="10.0.0.0/16", TagSpecifications=[{"ResourceType": "vpc", "Tags": _tags(name="ours")}])
     ec2.create_vpc(CidrBlock="10.1.0.0/16", TagSpecifications=[{"ResourceType": "vpc", "Tags": _tags("active-active")}])
     ec2.create_vpc(CidrBlock="10.2.0.0/16", TagSpecifications=[{"ResourceType": "vpc", "Tags": _tags(deployment="x")}])
+    subnet = ec2.create_subnet(VpcId=ec2.create_vpc(CidrBlock="10.3.0.0/16")["Vpc"]["VpcId"],
+                               CidrBlock="10.3.0.0/24")["Subnet"]["SubnetId"]
+    ec2.create_nat_gateway(SubnetId=subnet, AllocationId=ec2.allocate_address(Domain="vpc")["AllocationId"],
+                           TagSpecifications=[{"ResourceType": "natgateway", "Tags": _tags("active-active")}])
     image = ec2.describe_images()["Images"][0]["ImageId"]
     ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, BlockDeviceMappings=[
         {"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 20, "DeleteOnTermination": True}}],
