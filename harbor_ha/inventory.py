@@ -39,7 +39,9 @@ EC2_LISTS = {
 EC2_KEPT = {("aws_instance", "terminated"): "a terminated instance stays listed for about an hour",
             ("aws_instance", "shutting-down"): "terminating",
             ("aws_nat_gateway", "deleted"): "a deleted NAT gateway stays listed for about an hour",
-            ("aws_nat_gateway", "deleting"): "being deleted"}
+            ("aws_nat_gateway", "deleting"): "being deleted",
+            ("aws_vpc_endpoint", "deleted"): "a deleted VPC endpoint stays listed for a while",
+            ("aws_vpc_endpoint", "deleting"): "being deleted"}
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,7 @@ class Inventory:
                     continue
                 state = (item.get("State") or {}).get("Name") if kind == "aws_instance" else item.get("State")
                 name = {t["Key"]: t["Value"] for t in item.get("Tags", [])}.get("Name", "")
-                yield Found(kind, item[key], region, name, kept=EC2_KEPT.get((kind, state), ""))
+                yield Found(kind, item[key], region, name, kept=EC2_KEPT.get((kind, str(state).lower()), ""))
 
     def _tagged(self, client, arn: str, call: str = "list_tags_for_resource", **key) -> bool:
         try:
