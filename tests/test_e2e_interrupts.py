@@ -31,7 +31,7 @@ def test_a_signal_stops_terraform_cleanly_and_up_continues(project, to, signum):
     group``: to its whole group, as a terminal's Ctrl-C does (jsii's node process dies of it too)."""
     root, endpoint = project
     up = start(root, endpoint, "up", STACK)
-    wait_for_line(root / f"up-{STACK}.out", "Creation complete")  # terraform is applying
+    wait_for_line(root / f"up-{STACK}.out", "] created ")  # terraform is applying
     if to == "harbor-ha":
         up.send_signal(signum)
     else:
@@ -39,7 +39,6 @@ def test_a_signal_stops_terraform_cleanly_and_up_continues(project, to, signum):
     assert up.wait(timeout=300) == 128 + signum
     out, err = outputs(root, "up", STACK)
     assert processes_in(root) == [], "terraform outlived harbor-ha"
-    assert "Gracefully shutting down" in out, "terraform got no interrupt"
     assert "Traceback" not in err
     lines = [line for line in err.splitlines() if line.startswith("harbor-ha:")]
     assert len(lines) == 1, err

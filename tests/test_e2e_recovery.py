@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from harbor_ha.inventory import stack_inventory
 from harbor_ha.target import LOCAL_ACCESS_KEY
 from harbor_ha.verify import resources_by_type
 from conftest import require_tool
-from e2e_helpers import client, emulated_project, outputs, processes_in, run, start, wait_for_line
+from e2e_helpers import client, emulated_project, outputs, processes_in, run, start
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
@@ -44,6 +45,14 @@ def _terraform_child(pid: int) -> int:
         except (OSError, IndexError):
             continue
     raise AssertionError(f"harbor-ha {pid} runs no terraform")
+
+
+def wait_for_database(endpoint: str, timeout: float = 900) -> None:
+    rds = client(endpoint, "rds")
+    deadline = time.monotonic() + timeout
+    while not rds.describe_db_instances()["DBInstances"]:
+        assert time.monotonic() < deadline, "the apply never created its database"
+        time.sleep(1)
 
 
 def _play_first_node_boot(root: Path, endpoint: str, workdir: Path) -> str:
@@ -70,8 +79,8 @@ def test_killed_apply_is_recovered_and_down_leaves_only_what_aws_keeps(project, 
     root, endpoint = project
     monkeypatch.setenv("HARBOR_HA_LOCAL_ENDPOINT", endpoint)
     up = start(root, endpoint, "up", STACK)
-    # The database's create call has been made (the provider waits for it, about 80 s on the emulator).
-    wait_for_line(root / f"up-{STACK}.out", "aws_db_instance.", "Still creating")
+    # The database exists and terraform waits for it (about 80 s on the emulator): not yet in the state.
+    wait_for_database(endpoint)
     os.kill(_terraform_child(up.pid), signal.SIGKILL)
     assert up.wait(timeout=120) == 1
     _, err = outputs(root, "up", STACK)

@@ -28,7 +28,7 @@ def test_four_stacks_live_side_by_side_and_go_one_by_one(project, monkeypatch):
     for stack in STACK_NAMES:
         ups[stack] = start(root, endpoint, "up", stack)
         # Synth and init one at a time (terraform's plugin cache is not safe for concurrent inits); applies overlap.
-        wait_for_line(root / f"up-{stack}.out", "Terraform used the selected providers")
+        wait_for_line(root / f"up-{stack}.out", f"apply {stack}: planned ")
     for stack, up in ups.items():
         up.wait(timeout=1800)
         out, err = outputs(root, "up", stack)
