@@ -37,7 +37,7 @@ def test_a_signal_stops_terraform_cleanly_and_up_continues(project, to, signum):
     else:
         os.killpg(up.pid, signum)
     assert up.wait(timeout=300) == 128 + signum
-    out, err = outputs(root, "up", STACK)
+    _, err = outputs(root, "up", STACK)
     assert processes_in(root) == [], "terraform outlived harbor-ha"
     assert "Traceback" not in err
     lines = [line for line in err.splitlines() if line.startswith("harbor-ha:")]
