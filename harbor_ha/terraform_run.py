@@ -5,8 +5,8 @@ does not reach it directly: a second SIGINT would make terraform quit at once, w
 done. Instead harbor-ha forwards the SIGINT or SIGTERM it receives (from a terminal, a CI runner or a
 supervisor, which signal harbor-ha alone) as one SIGINT, terraform's graceful stop: it finishes the calls in
 flight, saves its state and releases the state lock. If it has not ended after ``grace_s``, its process
-group (terraform and its provider plugins) is killed. Either way harbor-ha waits for it, so no terraform
-outlives harbor-ha.
+group (terraform and its provider plugins) is killed. Either way harbor-ha waits for it and then ends what is
+left in its group, so nothing terraform started outlives harbor-ha.
 """
 
 from __future__ import annotations
@@ -88,5 +88,8 @@ def run(argv: list[str], *, cwd: str, env: dict[str, str], capture: bool, grace_
         timer.cancel()
         for number, handler in previous.items():
             signal.signal(number, handler)
+    timed_out = killed.is_set()
+    if received:  # what terraform started and left behind when it stopped (a provisioner's command)
+        kill_group()
     return Finished(process.returncode, (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace"),
-                    received[0] if received else 0, killed.is_set())
+                    received[0] if received else 0, timed_out)
