@@ -299,9 +299,12 @@ def verify(stack: str, settings: HarborHaSettings | None = None, *, project_dir:
     if stack == "master-master":  # its second Harbor lives in the second region's a and b zones
         zones += tuple(f"{run.settings.secondary_region}{z}" for z in "ab")
     live = Live(run.target)
-    checks = check_state(state, live, zones) if state_resources(state) else [
-        Check(False, f"stack {stack} is deployed on target {run.settings.target} (no resources in its state)")]
-    checks += check_intent(Intent.of(run.settings, stack), live, deployment=run.settings.name, stack=stack)
+    if state_resources(state):
+        checks = check_state(state, live, zones) + check_intent(Intent.of(run.settings, stack), live,
+                                                                deployment=run.settings.name, stack=stack)
+    else:
+        checks = [Check(False, f"stack {stack} is deployed on target {run.settings.target} (no resources in its "
+                        "state)")]
     if report:
         for check in checks:
             report(check.line())
