@@ -4,7 +4,8 @@ signal; the next ``up`` imports what the dead apply made without saving it and c
 Then a Harbor node's boot is played: the real shared-secrets.sh, run with bash against the emulator with the
 environment the node gets, creates Harbor's shared secret. ``down`` removes it with the stack, and an
 inventory of the target by the deployment's tags and names finds nothing but what AWS keeps by design (KMS
-keys pending deletion, the secret scheduled for deletion, terminated instances), which is listed."""
+keys pending deletion, secrets scheduled for deletion, terminated instances, deleted NAT gateways and VPC
+endpoints still listed), which is printed."""
 
 from __future__ import annotations
 
@@ -102,5 +103,6 @@ def test_killed_apply_is_recovered_and_down_leaves_only_what_aws_keeps(project, 
     left = stack_inventory(StackRun(STACK, project_dir=root, stream=False)).all()
     print("\nkept by AWS after down:\n" + "\n".join(f"  {f.describe()}: {f.kept}" for f in left))
     assert [f.describe() for f in left if not f.kept] == []
-    assert {f.kind for f in left} <= {"aws_kms_key", "aws_secretsmanager_secret", "aws_instance"}
+    assert {f.kind for f in left} <= {"aws_kms_key", "aws_secretsmanager_secret", "aws_instance", "aws_nat_gateway",
+                                      "aws_vpc_endpoint"}
     assert any(f.kind == "aws_secretsmanager_secret" and f.key == secret for f in left)
