@@ -18,10 +18,12 @@ baseline).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import os
 import sys
+import types
 
 PROVIDER_PACKAGE = "cdktf_cdktf_provider_aws"
 PROVIDER_VERSION = "5.100.0"
@@ -59,7 +61,24 @@ def _register_bare_provider_package() -> None:
     sys.modules[PROVIDER_PACKAGE] = importlib.util.module_from_spec(spec)
 
 
+def _node_process_in_a_session_of_its_own() -> None:
+    """A terminal's Ctrl-C signals the whole foreground process group. jsii's node process, started in it, died
+    of it, and jsii then printed a traceback (the pipe to the dead process) and the node runtime's own channel
+    error after harbor-ha's one-line message. In a session of its own it hears only harbor-ha, which stops it
+    at exit as jsii always does (and it exits by itself when harbor-ha's end of its stdin closes). Patched
+    before jsii starts a node process."""
+    from jsii._kernel.providers import process
+
+    if getattr(process.subprocess, "own_session", False):
+        return
+    real = process.subprocess
+    process.subprocess = types.SimpleNamespace(
+        Popen=functools.partial(real.Popen, start_new_session=True), PIPE=real.PIPE,
+        TimeoutExpired=real.TimeoutExpired, own_session=True)
+
+
 _preload_lazy_node_index()
+_node_process_in_a_session_of_its_own()
 _register_bare_provider_package()
 
 # isort: off  (the bare package must be registered before these imports)

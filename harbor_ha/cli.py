@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+from contextlib import contextmanager
 
 from harbor_ha.settings import STACK_NAMES, SettingsError, load_settings
 
@@ -84,13 +86,17 @@ def main(argv: list[str] | None = None) -> int:
         return replicate(argv[1:])
     args = build_parser().parse_args(argv)
     from harbor_ha.changes import ChangeRefused
-    from harbor_ha.deploy import CredentialsMissing, DeployError
+    from harbor_ha.deploy import CredentialsMissing, DeployError, Interrupted
     from harbor_ha.local.emulator import EmulatorError
     from harbor_ha.rolling import RollStopped
     from harbor_ha.target import LocalTargetNotRunning
 
     try:
-        return COMMANDS[args.command](args)
+        with _terminated_as_interrupt():
+            return COMMANDS[args.command](args)
+    except Interrupted as error:
+        print(f"{PROG}: {error}", file=sys.stderr)
+        return 128 + error.signal
     except (SettingsError, CredentialsMissing, EmulatorError, LocalTargetNotRunning, ChangeRefused) as error:
         print(f"{PROG}: {error}", file=sys.stderr)
         return 2
@@ -102,9 +108,25 @@ def main(argv: list[str] | None = None) -> int:
     except (DeployError, RollStopped) as error:
         print(f"{PROG}: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:
+        number = interrupt.args[0] if interrupt.args else signal.SIGINT
+        print(f"{PROG}: interrupted ({signal.Signals(number).name}) while no terraform was running; continue "
+              f"with: {PROG} {' '.join(argv)}", file=sys.stderr)
+        return 128 + number
+
+
+@contextmanager
+def _terminated_as_interrupt():
+    """SIGTERM (what CI runners and supervisors send) ends harbor-ha like Ctrl-C: one line, no traceback.
+    While terraform runs, both signals are forwarded to it instead (harbor_ha.terraform_run)."""
+    def interrupt(number, _frame):
+        raise KeyboardInterrupt(number)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _announce(run, action: str, file=None) -> None:
@@ -151,15 +173,14 @@ def cmd_outputs(args) -> int:
 
 
 def cmd_down(args) -> int:
+    from harbor_ha.changes import forget
     from harbor_ha.deploy import destroy
 
     run = _run(args)
     _announce(run, "destroying")
-    destroy(args.stack, run.settings)
-    from harbor_ha.changes import forget
-
+    left = destroy(args.stack, run.settings)
     forget(run.project_dir, run.settings.target, args.stack)
-    return 0
+    return 1 if left else 0
 
 
 def cmd_plan(args) -> int:

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import json
 import os
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from python_terraform import IsFlagged, IsNotFlagged, Terraform
+
+from harbor_ha import terraform_run
 from harbor_ha.settings import HarborHaSettings, STACK_NAMES, load_settings
+from harbor_ha.target import terraform_state_dir
 from harbor_ha.terraform_config import terraform_env
+from harbor_ha.terraform_run import signal_name
 
 MASK = "(sensitive)"
 # Streamed with a progress line (harbor_ha.progress) instead of terraform's own lines.
@@ -27,6 +31,15 @@ PROGRESS_COMMANDS = ("apply", "destroy")
 
 class DeployError(RuntimeError):
     """A terraform step failed; ``str()`` says which."""
+
+
+class Interrupted(DeployError):
+    """harbor-ha got SIGINT or SIGTERM while terraform ran; terraform has ended. ``signal`` is the number
+    received; ``str()`` says where the stack stopped and which command continues it."""
+
+    def __init__(self, message: str, signal: int) -> None:
+        super().__init__(message)
+        self.signal = signal
 
 
 class CredentialsMissing(DeployError):
@@ -107,37 +120,63 @@ class StackRun:
 
     def terraform(self, command: str, *args, stream: bool | None = None, ok=(0,), **options) -> tuple[int, str]:
         """Run ``terraform <command>`` in the stack directory; returns (exit code, stdout). Output is
-        streamed to this process's stdout when streaming (then stdout is not returned)."""
-        from python_terraform import Terraform
-
+        streamed to this process's stdout when streaming (then stdout is not returned). An interrupt of
+        harbor-ha stops terraform gracefully (``harbor_ha.terraform_run``) and raises ``Interrupted``."""
         stream = self.stream if stream is None else stream
         if stream and command in PROGRESS_COMMANDS:
             return self._terraform_with_progress(command, *args, ok=ok, **options)
-        if stream:
-            options["capture_output"] = False
-        with _environ(terraform_env(self.settings.provider_mirror, self.project_dir)):
-            code, out, err = getattr(Terraform(working_dir=str(self.workdir)), command)(*args, **options)
-        if code not in ok:
-            detail = f":\n{err.strip()}" if err else " (its messages are above)"
-            raise DeployError(f"terraform {command} of stack {self.stack} failed with exit code {code}{detail}")
-        return code, out or ""
+        argv = getattr(_CommandLine(working_dir=str(self.workdir)), command)(*args, **options)
+        finished = terraform_run.run(argv, cwd=str(self.workdir), capture=not stream,
+                                     env=terraform_env(self.settings.provider_mirror, self.project_dir))
+        return self._checked(command, finished, ok, finished.err.strip())
 
     def _terraform_with_progress(self, command: str, *args, ok, **options) -> tuple[int, str]:
         """``terraform <command> -json``, its progress shown by harbor_ha.progress instead of its raw lines."""
-        from python_terraform import IsFlagged, Terraform
-
         from harbor_ha.progress import follow
 
         for spelling in ("skip_plan", "force"):  # python-terraform's ways of asking for -auto-approve
             options.pop(spelling, None)
         options.update(input=False, auto_approve=IsFlagged, json=IsFlagged, no_color=IsFlagged)
-        argv = Terraform().generate_cmd_string(command, *args, **options)
+        argv = _CommandLine().generate_cmd_string(command, *args, **options)
         progress = follow(argv, cwd=self.workdir, env=terraform_env(self.settings.provider_mirror, self.project_dir),
                           label=f"{command} {self.stack}")
-        if progress.returncode not in ok:
-            raise DeployError(f"terraform {command} of stack {self.stack} failed with exit code "
-                              f"{progress.returncode}" + "".join(f"\n{e}" for e in progress.errors))
-        return progress.returncode, ""
+        return self._checked(command, progress.finished, ok, "\n".join(progress.errors))
+
+    def _checked(self, command: str, finished, ok, errors: str) -> tuple[int, str]:
+        """``(exit code, stdout)`` of a finished terraform run; ``Interrupted`` or ``DeployError`` otherwise."""
+        if finished.received:
+            raise Interrupted(self._interrupted(command, finished), finished.received)
+        if finished.code not in ok:
+            raise DeployError(self._failed(command, finished, errors))
+        return finished.code, finished.out
+
+    def _failed(self, command: str, finished, errors: str) -> str:
+        what = f"terraform {command.removesuffix('_cmd')} of stack {self.stack}"
+        if finished.code < 0:
+            return (f"{what} was killed by {signal_name(-finished.code)} before it finished: "
+                    f"{self._progress()}; what it made but had not saved yet is found by the next "
+                    f"'harbor-ha {self._continue_with(command)} {self.stack}', which continues it")
+        detail = f":\n{errors}" if errors else " (its messages are above)"
+        return f"{what} failed with exit code {finished.code}{detail}"
+
+    def _interrupted(self, command: str, finished) -> str:
+        how = f"was killed after {terraform_run.GRACE_S:.0f} s" if finished.killed else "stopped gracefully"
+        what = f"terraform {command.removesuffix('_cmd')} of stack {self.stack}"
+        line = f"interrupted ({signal_name(finished.received)}): {what} {how}"
+        if command in ("apply", "destroy", "import"):
+            line += f", {self._progress()}; continue with: harbor-ha {self._continue_with(command)} {self.stack}"
+        return line
+
+    @staticmethod
+    def _continue_with(command: str) -> str:
+        return "down" if command == "destroy" else "up"
+
+    def _progress(self) -> str:
+        """How far the stack got: resources in its state file against resources in the synthesized stack."""
+        state = _read_json(terraform_state_dir(self.project_dir, self.settings.target) / f"{self.stack}.tfstate")
+        saved = sum(len(r.get("instances", [])) for r in state.get("resources", []) if r.get("mode") == "managed")
+        planned = sum(len(named) for named in _read_json(self.workdir / "cdk.tf.json").get("resource", {}).values())
+        return f"{saved} of {planned or '?'} resources in its state"
 
     def init(self) -> None:
         self.terraform("init", stream=False)
@@ -150,34 +189,33 @@ class StackRun:
         return self
 
     def outputs(self, mask_sensitive: bool = False) -> dict:
-        _, out = self.terraform("output_cmd", json=_flag(), stream=False)
+        _, out = self.terraform("output_cmd", json=IsFlagged, stream=False)
         raw = json.loads(out or "{}")
         return {name: MASK if mask_sensitive and item.get("sensitive") else item["value"]
                 for name, item in raw.items()}
 
     def state(self) -> dict:
         """``terraform show -json``: the deployed resources with their attributes."""
-        _, out = self.terraform("show_cmd", json=_flag(), no_color=_flag(), stream=False)
+        _, out = self.terraform("show_cmd", json=IsFlagged, no_color=IsFlagged, stream=False)
         return json.loads(out or "{}")
 
 
-def _flag():
-    from python_terraform import IsFlagged
-
-    return IsFlagged
-
-
-@contextmanager
-def _environ(env: dict[str, str]):
-    # python-terraform 0.10.1 runs terraform with a copy of os.environ and takes no env argument.
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
+def _read_json(path: Path) -> dict:
     try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+class _CommandLine(Terraform):
+    """python-terraform's command lines (its defaults for apply, plan, destroy ...), not run: harbor-ha runs
+    them itself (``harbor_ha.terraform_run``)."""
+
+    def cmd(self, cmd, *args, **kwargs):
+        kwargs.pop("capture_output", None)
+        if not kwargs.get("var"):  # python-terraform would write an empty variables file, removed only by cmd()
+            kwargs.pop("var", None)
+        return self.generate_cmd_string(cmd, *args, **kwargs)
 
 
 def prepare(stack: str, settings: HarborHaSettings | None = None, project_dir: str | os.PathLike | None = None,
@@ -191,26 +229,39 @@ def prepare(stack: str, settings: HarborHaSettings | None = None, project_dir: s
 
 def deploy(stack: str, settings: HarborHaSettings | None = None, *, project_dir: str | os.PathLike | None = None,
            stream: bool = True) -> dict:
-    """Create or update ``stack``; returns its outputs (name -> value)."""
+    """Create or update ``stack``; returns its outputs (name -> value). What an earlier apply made without
+    saving it in the state is imported first (``harbor_ha.recovery``)."""
+    from harbor_ha.recovery import before_apply
+
     run = prepare(stack, settings, project_dir, stream)
+    before_apply(run)
     run.terraform("apply", skip_plan=True)
     return run.outputs()
 
 
 def outputs(stack: str, settings: HarborHaSettings | None = None, *, project_dir: str | os.PathLike | None = None,
             mask_sensitive: bool = False) -> dict:
-    """The outputs of the deployed ``stack`` (sensitive values replaced by ``(sensitive)`` if asked)."""
-    return StackRun(stack, settings, project_dir, stream=False).ready().outputs(mask_sensitive)
+    """The outputs of the deployed ``stack`` (sensitive values replaced by ``(sensitive)`` if asked). On the
+    local target a state whose emulator is gone is refused (``EmulatorError``), as every other command does."""
+    run = StackRun(stack, settings, project_dir, stream=False)
+    run.target  # noqa: B018 - resolving the target checks that the deployment still exists there
+    return run.ready().outputs(mask_sensitive)
 
 
 def destroy(stack: str, settings: HarborHaSettings | None = None, *, project_dir: str | os.PathLike | None = None,
-            stream: bool = True) -> None:
-    """Delete every resource of ``stack``."""
-    from python_terraform import IsNotFlagged
+            stream: bool = True) -> list:
+    """Delete every resource of ``stack``: also what an interrupted apply made without saving it in the state
+    (imported first) and the secrets its nodes made at boot. Reports what the target still holds of the stack
+    afterwards (what AWS keeps by design, such as KMS keys pending deletion, and anything not deleted) and
+    returns what is not kept by design."""
+    from harbor_ha.recovery import adopt_orphans, remove_node_made_secrets, report_leftovers
 
     run = prepare(stack, settings, project_dir, stream)
+    adopt_orphans(run)
     # python-terraform adds the -force flag that terraform 0.15 removed; -auto-approve replaces it.
-    run.terraform("destroy", force=IsNotFlagged, auto_approve=_flag())
+    run.terraform("destroy", force=IsNotFlagged, auto_approve=IsFlagged)
+    remove_node_made_secrets(run)
+    return report_leftovers(run)
 
 
 def plan_is_empty(stack: str, settings: HarborHaSettings | None = None, *,

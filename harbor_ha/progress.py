@@ -13,7 +13,6 @@ resource, so a CI log reads top to bottom. Terraform's diagnostics (errors, warn
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -38,6 +37,8 @@ class Progress:
     running: dict[str, float] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     returncode: int | None = None
+    finished: object = None
+    """How the terraform run ended (``harbor_ha.terraform_run.Finished``), set by ``follow``."""
 
     def __post_init__(self) -> None:
         if self.tty is None:
@@ -135,15 +136,14 @@ class Progress:
 
 def follow(argv: Iterable[str], *, cwd, env: dict[str, str], label: str, out: TextIO | None = None) -> Progress:
     """Run ``argv`` (a terraform command with ``-json``) and report its progress; returns the finished
-    ``Progress`` with ``returncode`` set."""
+    ``Progress`` with ``returncode`` set and ``finished``, how the run ended (harbor_ha.terraform_run: an
+    interrupt of harbor-ha stops terraform gracefully)."""
+    from harbor_ha import terraform_run
+
     progress = Progress(out=out or sys.stdout, label=label)
-    process = subprocess.Popen(list(argv), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, bufsize=1)
     try:
-        assert process.stdout is not None
-        for line in process.stdout:
-            progress.feed(line)
+        progress.finished = terraform_run.run(list(argv), cwd=str(cwd), env=env, capture=False, on_line=progress.feed)
+        progress.returncode = progress.finished.code
     finally:
-        progress.returncode = process.wait()
         progress.close()
     return progress

@@ -12,7 +12,16 @@ from harbor_ha.settings import HarborHaSettings
 from harbor_ha.target import LOCAL_ACCESS_KEY, local_endpoint
 
 # Every service whose resources or data sources harbor-ha synthesizes; tests check the list is complete.
+DEPLOYMENT_TAG_KEY = "harbor-ha:deployment"
+STACK_TAG_KEY = "harbor-ha:stack"
 LOCAL_SERVICES = ("ec2", "elasticache", "iam", "kms", "rds", "route53", "s3", "secretsmanager", "ssm", "sts")
+
+
+def deployment_tags(settings: HarborHaSettings) -> dict[str, str]:
+    """The tags on every resource: the deployment, the stack (a stack's own settings) and the user's tags. The
+    target is inventoried by them (harbor_ha.inventory)."""
+    stack = {STACK_TAG_KEY: settings.stack} if settings.stack else {}
+    return {DEPLOYMENT_TAG_KEY: settings.name, **stack, **settings.tags}
 
 
 def aws_provider(scope: Construct, settings: HarborHaSettings, *, region: str | None = None,
@@ -22,7 +31,7 @@ def aws_provider(scope: Construct, settings: HarborHaSettings, *, region: str | 
     common = dict(
         region=region,
         alias=alias,
-        default_tags=[AwsProviderDefaultTags(tags={"harbor-ha:deployment": settings.name, **settings.tags})],
+        default_tags=[AwsProviderDefaultTags(tags=deployment_tags(settings))],
     )
     provider_id = f"aws-{alias}" if alias else "aws"
     if settings.target == "aws":

@@ -244,7 +244,7 @@ class Roller:
         self.options = options
         self.say = say
         self.live = Live(run.target)
-        self.reports = Reports(self.live, run.settings.name)
+        self.reports = Reports(self.live, run.settings.resource_prefix)
         waiting = options.wait_for_reports
         self.wait = run.target.name != "local" if waiting is None else waiting
 
@@ -287,7 +287,7 @@ class Roller:
 
         for db in resources_by_type(self.run.state()).get("aws_db_instance", []):
             stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d%H%M%S")
-            name = f"{self.run.settings.name}-harbor-{old}-to-{new}-{stamp}".replace(".", "-")
+            name = f"{self.run.settings.resource_prefix}-harbor-{old}-to-{new}-{stamp}".replace(".", "-")
             self.say(f"RDS snapshot {name} of {db['identifier']} before the upgrade")
             rds = self.live("rds")
             rds.create_db_snapshot(DBInstanceIdentifier=db["identifier"], DBSnapshotIdentifier=name,
@@ -423,10 +423,12 @@ def up(run, options: RollOptions | None = None, say: Callable[[str], None] = pri
     """Apply the settings to ``run``'s stack: refused changes stop before anything, members roll one at a
     time, and the settings are recorded once everything is applied."""
     from harbor_ha.changes import deployed_settings, recorded, record
+    from harbor_ha.recovery import before_apply
 
     versions = check_changes(run)
     run.synth()
     run.init()
+    before_apply(run)  # refuse renaming what holds data, import what a cut-short apply left
     plan = plan_changes(run, versions)
     if plan is None:
         changed = sorted(k for k, v in recorded(run.project_dir, run.settings.target, run.stack).items()

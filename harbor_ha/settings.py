@@ -37,6 +37,9 @@ TARGETS = ("local", "aws")
 DB_ENGINES = ("postgres",)
 NODE_STORAGE = ("s3", "ebs")
 STACK_NAMES = ("active-active", "active-standby", "master-slaves", "master-master")
+# Each stack's label in AWS names and tags: a stack's names start with ``<name>-<label>``, so the four stacks of
+# one deployment can live side by side in one account and region.
+STACK_LABELS = {"active-active": "aa", "active-standby": "as", "master-slaves": "ms", "master-master": "mm"}
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,18}[a-z0-9]$")
 _REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
@@ -53,7 +56,8 @@ class HarborHaSettings:
     """Everything a harbor-ha deployment can be told. Each field states its default."""
 
     name: str = "harbor"
-    """Deployment name, prefix of every resource name. Default ``harbor``. 2-20 of a-z 0-9 -."""
+    """Deployment name. Every AWS name of a stack starts with ``<name>-<aa|as|ms|mm>`` (the stack), so the four
+    stacks of one deployment can share an account and region. Default ``harbor``. 2-20 of a-z 0-9 -."""
     target: str = "local"
     """Where to deploy: ``local`` (the embedded emulator) or ``aws``. Default ``local``."""
     region: str = "us-east-1"
@@ -115,7 +119,7 @@ class HarborHaSettings:
     """Directory of a Terraform provider filesystem mirror (air-gapped installs). Default: found
     automatically in the usual places, else the public registry."""
     tags: Mapping[str, str] = field(default_factory=dict)
-    """Tags put on every resource, besides ``harbor-ha:deployment``. Default none."""
+    """Tags put on every resource, besides ``harbor-ha:deployment`` and ``harbor-ha:stack``. Default none."""
     stacks: tuple[str, ...] = STACK_NAMES
     """Which stacks ``main.py`` builds (``harbor-ha up STACK`` builds that one). Default: all four."""
 
@@ -126,6 +130,18 @@ class HarborHaSettings:
     @property
     def zones(self) -> tuple[str, ...]:
         return self.availability_zones or (f"{self.region}a", f"{self.region}b")
+
+    @property
+    def stack(self) -> str:
+        """The one stack these settings build (a stack's own settings), else ``""``."""
+        return self.stacks[0] if len(self.stacks) == 1 else ""
+
+    @property
+    def resource_prefix(self) -> str:
+        """Prefix of the AWS names of the stack these settings build: ``<name>-<stack label>`` (``harbor-aa``,
+        23 characters at most), so that no two stacks of a deployment share a name. Settings naming several
+        stacks (constructs in a stack of your own) give ``name`` alone."""
+        return f"{self.name}-{STACK_LABELS[self.stack]}" if self.stack else self.name
 
     @property
     def harbor_version_tuple(self) -> tuple[int, int, int]:

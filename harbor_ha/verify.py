@@ -11,6 +11,11 @@ per resource type, so every stack is covered by the same code:
 - S3: versioned, SSE-KMS, public access blocked;
 - security groups: every live ingress rule is one the stack declares (nothing opened behind its back),
   and every declared rule is live.
+
+Then the intent, derived from the settings alone and looked up in the target by the stack's tags
+(``check_intent``): as many running Harbor servers, directors and VIP holders as the settings ask for, the
+VIP, the database in the stack's own subnets, the cache with its nodes, a health check per replica. A
+half-applied stack or a resource taken over by a neighbour fails there even when its state looks fine.
 """
 
 from __future__ import annotations
@@ -293,9 +298,102 @@ def verify(stack: str, settings: HarborHaSettings | None = None, *, project_dir:
     zones = run.settings.zones
     if stack == "master-master":  # its second Harbor lives in the second region's a and b zones
         zones += tuple(f"{run.settings.secondary_region}{z}" for z in "ab")
-    checks = check_state(state, Live(run.target), zones) if state_resources(state) else [
-        Check(False, f"stack {stack} is deployed on target {run.settings.target} (no resources in its state)")]
+    live = Live(run.target)
+    if state_resources(state):
+        checks = check_state(state, live, zones) + check_intent(Intent.of(run.settings, stack), live,
+                                                                deployment=run.settings.name, stack=stack)
+    else:
+        checks = [Check(False, f"stack {stack} is deployed on target {run.settings.target} (no resources in its "
+                        "state)")]
     if report:
         for check in checks:
             report(check.line())
+    return checks
+
+
+@dataclass(frozen=True)
+class Intent:
+    """What a stack must hold in the target, derived from the settings alone (not from its code or state)."""
+
+    harbor_servers: int
+    load_balancers: int = 0
+    vip_addresses: int = 0
+    vip_holders: int = 0
+    databases: int = 0
+    database_subnets: int = 0
+    caches: int = 0
+    cache_nodes: int = 0
+    replica_health_checks: int = 0
+    regions: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, settings: HarborHaSettings, stack: str) -> "Intent":
+        zones = len(settings.private_subnet_ids) if settings.vpc_id else len(settings.zones)
+        shared = dict(databases=1, database_subnets=zones, caches=1, cache_nodes=settings.cache_node_count,
+                      vip_addresses=1, vip_holders=2, regions=(settings.region,))
+        return {
+            "active-active": lambda: cls(harbor_servers=settings.harbor_count, load_balancers=2, **shared),
+            "active-standby": lambda: cls(harbor_servers=2, **shared),
+            "master-slaves": lambda: cls(harbor_servers=1 + settings.replica_count,
+                                         replica_health_checks=settings.replica_count, regions=(settings.region,)),
+            "master-master": lambda: cls(harbor_servers=2, regions=(settings.region, settings.secondary_region)),
+        }[stack]()
+
+
+def check_intent(intent: Intent, live: Live, *, deployment: str, stack: str) -> list[Check]:
+    """The target holds what ``intent`` says, found by the stack's tags: running Harbor servers and directors
+    (per region in master-master), the VIP and its holders, the database in the stack's own subnets, the
+    cache with its nodes, a health check per replica."""
+    from harbor_ha.provider import DEPLOYMENT_TAG_KEY, STACK_TAG_KEY
+
+    ours = [{"Name": f"tag:{DEPLOYMENT_TAG_KEY}", "Values": [deployment]},
+            {"Name": f"tag:{STACK_TAG_KEY}", "Values": [stack]}]
+
+    def tagged(tags) -> bool:
+        tags = {t["Key"]: t["Value"] for t in tags or []}
+        return tags.get(DEPLOYMENT_TAG_KEY) == deployment and tags.get(STACK_TAG_KEY) == stack
+
+    def count(what: str, expected: int, actual: int) -> Check:
+        return Check(expected == actual, f"{stack} has {expected} {what} (the target holds {actual})")
+
+    checks, roles, holders, addresses, vpcs = [], [], 0, 0, set()
+    for region in intent.regions:
+        ec2 = live("ec2", region)
+        running = [i for r in ec2.describe_instances(Filters=ours + [
+            {"Name": "instance-state-name", "Values": ["pending", "running"]}])["Reservations"] for i in r["Instances"]]
+        region_roles = [{t["Key"]: t["Value"] for t in i.get("Tags", [])}.get("harbor-ha:role", "lb") for i in running]
+        if len(intent.regions) > 1:
+            checks.append(count(f"Harbor server in {region}", 1, region_roles.count("harbor")))
+        roles += region_roles
+        holders += sum(any(t["Key"] == VIP_TAG_KEY for t in i.get("Tags", [])) for i in running)
+        addresses += len(ec2.describe_addresses(Filters=ours + [{"Name": "tag-key", "Values": [VIP_TAG_KEY]}])[
+            "Addresses"])
+        vpcs |= {v["VpcId"] for v in ec2.describe_vpcs(Filters=ours)["Vpcs"]}
+    checks += [count("running Harbor servers", intent.harbor_servers, roles.count("harbor")),
+               count("running load balancers (LVS directors)", intent.load_balancers, roles.count("lb")),
+               count("VIP Elastic IPs", intent.vip_addresses, addresses),
+               count("running VIP holders (keepalived peers)", intent.vip_holders, holders)]
+    region = intent.regions[0]
+    databases = [d for d in live("rds", region).describe_db_instances()["DBInstances"] if tagged(d.get("TagList"))]
+    checks.append(count("databases", intent.databases, len(databases)))
+    for db in databases:
+        group = db.get("DBSubnetGroup") or {}
+        subnets = {s["SubnetIdentifier"] for s in group.get("Subnets", [])}
+        own = group.get("VpcId") in vpcs or not vpcs  # an existing VPC (vpc_id) carries no tags of the stack
+        checks.append(Check(own and len(subnets) == intent.database_subnets,
+                            f"database {db['DBInstanceIdentifier']} is in {intent.database_subnets} subnets of the "
+                            f"stack's VPC (subnet group {group.get('DBSubnetGroupName')}: {len(subnets)} subnets "
+                            f"in {group.get('VpcId')})"))
+    cache = live("elasticache", region)
+    groups = [g for g in cache.describe_replication_groups()["ReplicationGroups"]
+              if tagged(cache.list_tags_for_resource(ResourceName=g["ARN"]).get("TagList"))]
+    checks.append(count("Redis replication groups", intent.caches, len(groups)))
+    for group in groups:
+        checks.append(count(f"Redis nodes in {group['ReplicationGroupId']}", intent.cache_nodes,
+                            len(group.get("MemberClusters", []))))
+    if intent.replica_health_checks:
+        route53 = live("route53", region)
+        health = [c for c in route53.list_health_checks()["HealthChecks"] if tagged(route53.list_tags_for_resource(
+            ResourceType="healthcheck", ResourceId=c["Id"])["ResourceTagSet"]["Tags"])]
+        checks.append(count("replica health checks (pull endpoint)", intent.replica_health_checks, len(health)))
     return checks

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -90,3 +97,47 @@ def test_a_downgrade_is_refused_in_one_line_before_anything_changes(project, mon
     err = capsys.readouterr().err
     assert err.startswith('harbor-ha: harbor_version = "2.14.4" (deployed: "2.15.2"): refused') and err.count("\n") == 1
     assert not (project / "cdktf.out").exists(), "nothing was synthesized, let alone applied"
+
+
+def test_outputs_refuse_a_state_whose_emulator_is_gone(project, monkeypatch, capsys):
+    """A local state that lists resources while no emulator runs: outputs says so, like every other command,
+    instead of answering from the stale state."""
+    monkeypatch.delenv("HARBOR_HA_LOCAL_ENDPOINT")
+    state = project / ".harbor-ha" / "state" / "local" / "active-active.tfstate"
+    state.parent.mkdir(parents=True)
+    state.write_text(json.dumps({"version": 4, "resources": [{"mode": "managed", "type": "aws_vpc", "name": "v",
+                                                              "instances": [{"attributes": {"id": "vpc-1"}}]}],
+                                 "outputs": {"vip_address": {"value": "192.0.2.1", "type": "string"}}}))
+    assert main(["outputs", "active-active"]) == 2
+    err = capsys.readouterr().err
+    assert "emulator is not running" in err and "harbor-ha local reset" in err and "Traceback" not in err
+
+
+def _jsii_child(pid: int, timeout: float = 60) -> int:
+    """Until the process ``pid`` has started jsii's node runtime (a synth is under way): its pid."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for proc in Path("/proc").iterdir():
+            try:
+                if proc.name.isdigit() and int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid \
+                        and b"jsii-runtime" in (proc / "cmdline").read_bytes():
+                    return int(proc.name)
+            except (OSError, IndexError, ValueError):
+                continue
+        time.sleep(0.2)
+    raise AssertionError("no jsii runtime started")
+
+
+def test_a_terminal_ctrl_c_during_synth_ends_in_one_line_without_traceback(project):
+    """Ctrl-C in a terminal signals the whole foreground process group: harbor-ha's and what runs in it."""
+    process = subprocess.Popen([str(Path(sys.executable).parent / "harbor-ha"), "plan", "master-slaves"],
+                               cwd=project, env={**os.environ, "PYTHONPATH": str(PROJECT)},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    node = _jsii_child(process.pid)
+    time.sleep(1)
+    os.killpg(process.pid, signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, out + err
+    assert not Path(f"/proc/{node}").exists(), "jsii's node process outlived harbor-ha"
+    assert err.strip() == (  # nothing of jsii's: neither a traceback nor its node runtime's channel error
+        "harbor-ha: interrupted (SIGINT) while no terraform was running; continue with: harbor-ha plan master-slaves")

@@ -138,9 +138,11 @@ def user_certificate(tmp_path_factory, aws) -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def vip_address(aws) -> str:
-    """The VIP Elastic IP an active-standby node looks up at boot by its tag (harbor-ha:vip = name)."""
+    """The VIP Elastic IP an active-standby node looks up at boot by its tag (harbor-ha:vip = the stack's
+    name prefix)."""
+    pair = HarborHaSettings(stacks=("active-standby",)).resource_prefix
     return aws("ec2").allocate_address(Domain="vpc", TagSpecifications=[{
-        "ResourceType": "elastic-ip", "Tags": [{"Key": "harbor-ha:vip", "Value": "harbor"}]}])["PublicIp"]
+        "ResourceType": "elastic-ip", "Tags": [{"Key": "harbor-ha:vip", "Value": pair}]}])["PublicIp"]
 
 
 @pytest.fixture(scope="module")

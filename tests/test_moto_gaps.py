@@ -167,3 +167,42 @@ def test_honour_secure_transport_condition(endpoint):
     # Other statements of the policy still count.
     with pytest.raises(s3.exceptions.ClientError, match="403|AccessDenied|Forbidden"):
         s3.delete_object(Bucket="tls-only", Key="configurator.py")
+
+
+def _subnets(endpoint: str, cidr: str) -> list[str]:
+    ec2 = client(endpoint, "ec2")
+    vpc = ec2.create_vpc(CidrBlock=cidr)["Vpc"]["VpcId"]
+    base = cidr.rsplit(".", 2)[0]
+    return [ec2.create_subnet(VpcId=vpc, CidrBlock=f"{base}.{i}.0/24", AvailabilityZone=f"us-east-1{zone}")
+            ["Subnet"]["SubnetId"] for i, zone in enumerate("ab")]
+
+
+def test_give_db_instances_unique_resource_ids(endpoint):
+    rds = client(endpoint, "rds")
+    ids = [rds.create_db_instance(DBInstanceIdentifier=name, Engine="postgres", DBInstanceClass="db.m6g.large",
+                                  AllocatedStorage=20, MasterUsername="harbor", MasterUserPassword="password1")
+           ["DBInstance"]["DbiResourceId"] for name in ("first", "second")]
+    assert ids[0] != ids[1] and all(len(i) == 29 and i.startswith("db-") for i in ids)
+    assert rds.describe_db_instances(Filters=[{"Name": "dbi-resource-id", "Values": [ids[1]]}])[
+        "DBInstances"][0]["DBInstanceIdentifier"] == "second"
+
+
+def test_refuse_duplicate_db_subnet_groups(endpoint):
+    rds = client(endpoint, "rds")
+    first, second = _subnets(endpoint, "10.61.0.0/16"), _subnets(endpoint, "10.62.0.0/16")
+    rds.create_db_subnet_group(DBSubnetGroupName="taken", DBSubnetGroupDescription="first", SubnetIds=first)
+    with pytest.raises(rds.exceptions.DBSubnetGroupAlreadyExistsFault):
+        rds.create_db_subnet_group(DBSubnetGroupName="taken", DBSubnetGroupDescription="second", SubnetIds=second)
+    group = rds.describe_db_subnet_groups(DBSubnetGroupName="taken")["DBSubnetGroups"][0]
+    assert sorted(s["SubnetIdentifier"] for s in group["Subnets"]) == sorted(first)
+
+
+def test_duplicate_cache_subnet_groups_are_refused(endpoint):
+    """moto already refuses this as AWS does (no patch): shown so that a moto upgrade that stops is noticed."""
+    elasticache = client(endpoint, "elasticache")
+    first, second = _subnets(endpoint, "10.63.0.0/16"), _subnets(endpoint, "10.64.0.0/16")
+    elasticache.create_cache_subnet_group(CacheSubnetGroupName="taken", CacheSubnetGroupDescription="first",
+                                          SubnetIds=first)
+    with pytest.raises(elasticache.exceptions.CacheSubnetGroupAlreadyExistsFault):
+        elasticache.create_cache_subnet_group(CacheSubnetGroupName="taken", CacheSubnetGroupDescription="second",
+                                              SubnetIds=second)

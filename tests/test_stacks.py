@@ -146,7 +146,7 @@ def test_every_user_data_passes_cloud_init_schema(stacks, name, tmp_path):
 def test_master_slaves_replicates_from_the_master_and_spreads_pulls_over_healthy_replicas(stacks):
     doc = stacks["master-slaves"][1]
     assert len(instances(doc)) == 1 + HarborHaSettings().replica_count
-    master = next(i for i in instances(doc) if "master" in i["tags"]["Name"])
+    master = next(body for key, body in resources(doc, "aws_instance").items() if key.startswith("master_"))
     fetch, replicate = [c for c in argv_commands(master) if "/opt/harbor-ha/replication.py" in c]
     assert fetch[:3] == ["aws", "s3", "cp"], "the configurator comes from its carrier bucket"
     assert replicate[:2] == ["python3", "/opt/harbor-ha/replication.py"]
@@ -161,7 +161,7 @@ def test_master_slaves_replicates_from_the_master_and_spreads_pulls_over_healthy
 
 def test_master_slaves_replicas_run_the_pull_only_guard_at_boot_and_from_a_systemd_timer(stacks, tmp_path):
     doc = stacks["master-slaves"][1]
-    replicas = [i for i in instances(doc) if "replica" in i["tags"]["Name"]]
+    replicas = [body for key, body in resources(doc, "aws_instance").items() if key.startswith("replica-")]
     assert len(replicas) == HarborHaSettings().replica_count
     analyze = require_tool("systemd-analyze")
     for replica in replicas:
@@ -185,7 +185,7 @@ def test_master_slaves_replicas_run_the_pull_only_guard_at_boot_and_from_a_syste
                                 capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stdout + result.stderr
     # The master has no guard: it takes the pushes.
-    master = next(i for i in instances(doc) if "master" in i["tags"]["Name"])
+    master = next(body for key, body in resources(doc, "aws_instance").items() if key.startswith("master_"))
     assert "harbor-ha-pull-only" not in master["user_data"]
     # Master and replicas only read the configurator's bucket.
     grants = [g for g in resources(doc, "aws_iam_role_policy").values() if g["name"] == "carrier-read"]
@@ -249,11 +249,64 @@ def test_replication_with_a_certificate_of_the_users_skips_verification(app):
     stack = stack_class("master-slaves")(app, "solution-master-slaves-own-certificate", settings=settings,
                                          local_endpoint=TEST_LOCAL_ENDPOINT)
     doc = json.loads(CdktfTesting.synth(stack))
-    master = next(i for i in instances(doc) if "master" in i["tags"]["Name"])
+    master = next(body for key, body in resources(doc, "aws_instance").items() if key.startswith("master_"))
     (configure,) = [c for c in argv_commands(master) if c[:2] == ["python3", "/opt/harbor-ha/replication.py"]]
     assert configure[-1] == "--insecure" and "--ca-bundle" not in configure
     assert "gather-peer-certificates.sh" not in master["user_data"]
     assert not [g for g in resources(doc, "aws_iam_role_policy").values() if "publish" in g["name"]]
+
+
+# AWS-level names of a stack: (Terraform type, attribute) -> the longest value AWS (or the provider, for a
+# name_prefix it extends by 26 characters) accepts. Tags named "Name" are checked for distinctness too.
+AWS_NAME_LIMITS = {
+    ("aws_db_instance", "identifier"): 63, ("aws_db_instance", "final_snapshot_identifier"): 255,
+    ("aws_db_subnet_group", "name"): 255, ("aws_db_parameter_group", "name_prefix"): 229,
+    ("aws_elasticache_replication_group", "replication_group_id"): 40, ("aws_elasticache_subnet_group", "name"): 255,
+    ("aws_kms_alias", "name"): 256, ("aws_iam_role", "name_prefix"): 38,
+    ("aws_iam_instance_profile", "name_prefix"): 38,
+    ("aws_secretsmanager_secret", "name_prefix"): 480, ("aws_s3_bucket", "bucket_prefix"): 37,
+    ("aws_security_group", "name"): 255, ("aws_security_group", "name_prefix"): 100, ("aws_route53_zone", "name"): 253,
+}
+
+
+def aws_names(doc: dict) -> dict[str, int]:
+    """Every literal AWS-level name of a synthesized stack -> its limit (Name tags: 256)."""
+    names = {}
+    for kind, by_name in doc.get("resource", {}).items():
+        for body in by_name.values():
+            for (limited_kind, attribute), limit in AWS_NAME_LIMITS.items():
+                if kind == limited_kind and isinstance(body.get(attribute), str) and "${" not in body[attribute]:
+                    names[body[attribute]] = limit
+            tag = (body.get("tags") or {}).get("Name")
+            if isinstance(tag, str) and "${" not in tag:
+                names[tag] = 256
+    return names
+
+
+def test_no_two_stacks_share_an_aws_name_and_each_name_carries_its_stack(stacks):
+    owners: dict[str, set[str]] = {}
+    for name, (stack, doc) in stacks.items():
+        prefix = stack.settings.resource_prefix
+        for value in aws_names(doc):
+            assert prefix in value, f"{name}: {value!r} does not carry {prefix!r}"
+            owners.setdefault(value, set()).add(name)
+    assert {value: sorted(by) for value, by in owners.items() if len(by) > 1} == {}
+
+
+@pytest.mark.parametrize("name", STACK_NAMES)
+def test_stack_is_tagged_with_its_deployment_and_itself(stacks, name):
+    for provider in stacks[name][1]["provider"]["aws"]:
+        assert provider["default_tags"][0]["tags"] == {"harbor-ha:deployment": "harbor", "harbor-ha:stack": name}
+
+
+def test_names_of_the_longest_deployment_name_fit_aws_limits(app):
+    """A 20-character name (the longest allowed) and the most replicas: every name within its AWS limit."""
+    settings = HarborHaSettings(name="abcdefghij-lmnopqrst", replica_count=10)
+    for name in STACK_NAMES:
+        doc = json.loads(CdktfTesting.synth(stack_class(name)(app, f"longest-{name}", settings=settings,
+                                                              local_endpoint=TEST_LOCAL_ENDPOINT)))
+        too_long = {value: limit for value, limit in aws_names(doc).items() if len(value) > limit}
+        assert too_long == {}, name
 
 
 @pytest.fixture(scope="module")

@@ -106,3 +106,25 @@ def test_a_deleted_resource_is_a_failed_check(live):
         _resource("aws_db_instance", {"id": "db-gone", "identifier": "gone"})]}}}
     checks = check_state(state, live, ZONES)
     assert len(checks) == 1 and not checks[0].ok and "aws_db_instance db-gone can be read" in checks[0].what
+
+
+def test_intent_counts_what_the_settings_ask_for_in_the_target(live):
+    """A half-applied active-standby (state or not): the Harbor servers, the VIP, database and cache the
+    settings ask for are looked up in the target by the stack's tags; what is missing fails."""
+    from harbor_ha.settings import HarborHaSettings
+    from harbor_ha.verify import Intent, check_intent
+
+    ec2 = _client(live, "ec2")
+    tags = [{"Key": "harbor-ha:deployment", "Value": "intent"}, {"Key": "harbor-ha:stack", "Value": "active-standby"},
+            {"Key": "harbor-ha:role", "Value": "harbor"}, {"Key": "harbor-ha:vip", "Value": "intent-as"}]
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    ec2.run_instances(ImageId=image, MinCount=2, MaxCount=2,
+                      TagSpecifications=[{"ResourceType": "instance", "Tags": tags}])
+    checks = {c.what: c.ok for c in check_intent(Intent.of(HarborHaSettings(name="intent"), "active-standby"), live,
+                                                   deployment="intent", stack="active-standby")}
+    assert checks["active-standby has 2 running Harbor servers (the target holds 2)"]
+    assert checks["active-standby has 2 running VIP holders (keepalived peers) (the target holds 2)"]
+    failed = [what for what, ok in checks.items() if not ok]
+    assert failed == ["active-standby has 1 VIP Elastic IPs (the target holds 0)",
+                      "active-standby has 1 databases (the target holds 0)",
+                      "active-standby has 1 Redis replication groups (the target holds 0)"]

@@ -62,7 +62,7 @@ class HarborCacheProps:
     @classmethod
     def from_settings(cls, settings, network) -> "HarborCacheProps":
         """The cache of a ``HarborHaSettings`` deployment in the private subnets of ``network``."""
-        return cls(name=settings.name, vpc_id=network.vpc_id, subnet_ids=tuple(network.private_subnet_ids),
+        return cls(name=settings.resource_prefix, vpc_id=network.vpc_id, subnet_ids=tuple(network.private_subnet_ids),
                    node_type=settings.cache_node_type, node_count=settings.cache_node_count,
                    engine_version=settings.redis_engine_version)
 

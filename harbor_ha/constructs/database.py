@@ -103,7 +103,7 @@ class HarborDatabaseProps:
     def from_settings(cls, settings, network) -> "HarborDatabaseProps":
         """The database of a ``HarborHaSettings`` deployment in the private subnets of ``network`` (a
         ``HarborNetwork``). A deployment without deletion protection also skips the final snapshot."""
-        return cls(name=settings.name, vpc_id=network.vpc_id, subnet_ids=tuple(network.private_subnet_ids),
+        return cls(name=settings.resource_prefix, vpc_id=network.vpc_id, subnet_ids=tuple(network.private_subnet_ids),
                    engine=settings.db_engine, harbor_version=settings.harbor_version,
                    engine_version=settings.effective_db_engine_version, instance_class=settings.db_instance_class,
                    allocated_storage_gib=settings.db_allocated_storage_gib,

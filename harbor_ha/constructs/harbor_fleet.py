@@ -99,7 +99,8 @@ class HarborFleetProps:
                       addresses: Sequence[PlacedAddress] = (), **overrides) -> "HarborFleetProps":
         """The fleet of a ``HarborHaSettings`` deployment; ``overrides`` set any other prop."""
         values = dict(network=network, storage=storage, database=database, cache=cache, hostname=hostname,
-                      addresses=tuple(addresses), name=settings.name, count=len(addresses) or settings.harbor_count,
+                      addresses=tuple(addresses), name=settings.resource_prefix,
+                      count=len(addresses) or settings.harbor_count,
                       instance_type=settings.harbor_instance_type, harbor_version=settings.harbor_version,
                       ssh_cidrs=tuple(settings.ssh_cidrs), volume_gib=settings.harbor_volume_gib,
                       tls_certificate=settings.tls_certificate)

@@ -74,10 +74,10 @@ class HarborNetworkProps:
     def from_settings(cls, settings) -> "HarborNetworkProps":
         """The network that ``settings`` (a ``HarborHaSettings``) describe."""
         if settings.vpc_id:
-            return cls(name=settings.name, vpc_id=settings.vpc_id,
+            return cls(name=settings.resource_prefix, vpc_id=settings.vpc_id,
                        public_subnet_ids=tuple(settings.public_subnet_ids),
                        private_subnet_ids=tuple(settings.private_subnet_ids))
-        return cls(name=settings.name, availability_zones=tuple(settings.zones), vpc_cidr=settings.vpc_cidr)
+        return cls(name=settings.resource_prefix, availability_zones=tuple(settings.zones), vpc_cidr=settings.vpc_cidr)
 
 
 class HarborNetwork(Construct):

@@ -54,7 +54,8 @@ class HarborReplicationProps:
     over_internet: bool = False
     """Reach the peers at their Elastic IPs (another region) instead of their private addresses. Default False."""
     name: str = "harbor"
-    """Names the bucket that carries the configurator (``<name>-repl-registry-...``). Default ``harbor``."""
+    """Names the bucket that carries the configurator (``<name>-c-registry-...``, so 25 characters at most).
+    Default ``harbor``."""
     force_destroy: bool = False
     """Let ``terraform destroy`` delete that bucket while it holds the configurator. Default False."""
     schedule: str = "0 0 * * * *"
@@ -86,7 +87,7 @@ class HarborReplication(Construct):
         super().__init__(scope, id_)
         source = props.source
         carrier = RegistryStorage(self, "carrier", props=RegistryStorageProps(
-            name=f"{props.name}-repl", force_destroy=props.force_destroy))
+            name=f"{props.name}-c", force_destroy=props.force_destroy))
         configurator = S3Object(self, "configurator", bucket=carrier.bucket_name, key="harbor-ha/replication.py",
                                 content=CONFIGURATOR.read_text(), content_type="text/x-python")
         def carried(key: str) -> str:

@@ -53,7 +53,7 @@ class RegistryStorageProps:
     @classmethod
     def from_settings(cls, settings) -> "RegistryStorageProps":
         """The bucket of a ``HarborHaSettings`` deployment; destroyable where deletion protection is off."""
-        return cls(name=settings.name, force_destroy=not settings.effective_deletion_protection)
+        return cls(name=settings.resource_prefix, force_destroy=not settings.effective_deletion_protection)
 
 
 class RegistryStorage(Construct):

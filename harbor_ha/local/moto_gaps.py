@@ -283,11 +283,50 @@ def release_private_ips_of_terminated_instances() -> None:
     Instance.terminate = terminate_releasing_addresses
 
 
+@_once
+def give_db_instances_unique_resource_ids() -> None:
+    """RDS: every DB instance gets its own ``DbiResourceId`` (``db-`` and 26 characters, as AWS makes them).
+    moto gives all the same one, and the AWS provider tracks ``aws_db_instance`` by it: a stack's destroy
+    then deleted another stack's database."""
+    import secrets
+
+    from moto.rds.models import DBInstance
+
+    init = DBInstance.__init__
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+    @functools.wraps(init)
+    def init_with_own_resource_id(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.dbi_resource_id = "db-" + "".join(secrets.choice(alphabet) for _ in range(26))
+
+    DBInstance.__init__ = init_with_own_resource_id
+
+
+@_once
+def refuse_duplicate_db_subnet_groups() -> None:
+    """RDS: ``CreateDBSubnetGroup`` of a name that exists answers DBSubnetGroupAlreadyExists, as AWS does. moto
+    replaced the existing group, so a second stack took over the first one's database subnets."""
+    from moto.rds.exceptions import RDSClientError
+    from moto.rds.models import RDSBackend
+
+    create = RDSBackend.create_subnet_group
+
+    @functools.wraps(create)
+    def create_subnet_group(self, subnet_name, *args, **kwargs):
+        if subnet_name in self.subnet_groups:
+            raise RDSClientError("DBSubnetGroupAlreadyExists", f"The DB subnet group '{subnet_name}' already exists.")
+        return create(self, subnet_name, *args, **kwargs)
+
+    RDSBackend.create_subnet_group = create_subnet_group
+
+
 PATCHES = (register_replication_group_member_clusters, honour_secure_transport_condition, finish_replication_group_deletes,
            implement_delete_cache_subnet_group,
            implement_monitor_instances, report_security_groups_of_interface_launches,
            accept_portless_protocol_rules, keep_rule_descriptions, load_aws_managed_policies,
-           mark_db_parameters_user_modified, release_private_ips_of_terminated_instances)
+           mark_db_parameters_user_modified, release_private_ips_of_terminated_instances,
+           give_db_instances_unique_resource_ids, refuse_duplicate_db_subnet_groups)
 
 
 def apply_all() -> None:

@@ -26,17 +26,17 @@ class ActiveActiveStack(HarborHaStack):
     def __init__(self, scope: Construct, id_: str, *, settings: HarborHaSettings,
                  local_endpoint: str | None = None) -> None:
         super().__init__(scope, id_, settings=settings, local_endpoint=local_endpoint)
-        s = settings
+        s = self.settings
         network = HarborNetwork(self, "network", props=HarborNetworkProps.from_settings(s))
         data = SharedData(self, "data", props=SharedDataProps.from_settings(s, network))
         ips = StaticIps(self, "static-ips", props=StaticIpsProps(
-            network=network, name=s.name, harbor_count=s.harbor_count, lb_count=2))
+            network=network, name=s.resource_prefix, harbor_count=s.harbor_count, lb_count=2))
         fleet = HarborFleet(self, "harbor", props=HarborFleetProps.from_settings(
             s, network=network, storage=data.storage, database=data.database, cache=data.cache,
             addresses=ips.harbor_addresses, hostname=s.hostname or ips.vip_address))
         lb_pair = LoadBalancerPair(self, "lb", props=LoadBalancerPairProps(
             network=network, static_ips=ips, real_server_ips=tuple(a.private_ip for a in ips.harbor_addresses),
-            name=f"{s.name}-lb", instance_type=s.lb_instance_type, client_cidrs=s.admin_cidrs,
+            name=f"{s.resource_prefix}-lb", instance_type=s.lb_instance_type, client_cidrs=s.admin_cidrs,
             ssh_cidrs=s.ssh_cidrs))
         lb_pair.allow_to(fleet)
 

@@ -36,19 +36,19 @@ class ActiveStandbyStack(HarborHaStack):
     def __init__(self, scope: Construct, id_: str, *, settings: HarborHaSettings,
                  local_endpoint: str | None = None) -> None:
         super().__init__(scope, id_, settings=settings, local_endpoint=local_endpoint)
-        s = settings
+        s = self.settings
         network = HarborNetwork(self, "network", props=HarborNetworkProps.from_settings(s))
         data = SharedData(self, "data", props=SharedDataProps.from_settings(s, network))
         # The two VIP holders' fixed addresses in the public subnets of two AZs (StaticIps places VIP holders
         # there; in active-active those are the load balancers).
-        ips = StaticIps(self, "static-ips", props=StaticIpsProps(network=network, name=s.name, harbor_count=2,
-                                                                 lb_count=2))
+        ips = StaticIps(self, "static-ips", props=StaticIpsProps(network=network, name=s.resource_prefix,
+                                                                 harbor_count=2, lb_count=2))
         nodes = ips.lb_addresses
-        pair = VrrpPair(name=s.name, addresses=(nodes[0].private_ip, nodes[1].private_ip))
+        pair = VrrpPair(name=s.resource_prefix, addresses=(nodes[0].private_ip, nodes[1].private_ip))
         keepalived = [standby_cloud_config(pair, index) for index in (0, 1)]
         fleet = HarborFleet(self, "harbor", props=HarborFleetProps.from_settings(
             s, network=network, storage=data.storage, database=data.database, cache=data.cache,
-            addresses=nodes, hostname=s.hostname, vip_name=s.name, extra_cloud_config_per_node=keepalived,
+            addresses=nodes, hostname=s.hostname, vip_name=s.resource_prefix, extra_cloud_config_per_node=keepalived,
             instance_tags=ips.vip_tags, public_addresses=True))
         fleet.allow_from_cidrs(s.admin_cidrs)
         allow_vrrp_within(self, fleet.security_group_id)

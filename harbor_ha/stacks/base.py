@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from harbor_ha.aws import AwsProvider, Construct, Fn, LocalBackend, TerraformOutput, TerraformStack
 from harbor_ha.provider import aws_provider
-from harbor_ha.settings import HarborHaSettings
+from harbor_ha.settings import STACK_NAMES, HarborHaSettings
 from harbor_ha.target import TERRAFORM_STATE
 
 
 class HarborHaStack(TerraformStack):
-    """Base of the solution stacks. ``stack_name`` is the CLI name (``active-active`` ...)."""
+    """Base of the solution stacks. ``stack_name`` is the CLI name (``active-active`` ...). ``self.settings``
+    are the settings narrowed to this stack: its AWS names start with ``settings.resource_prefix`` and its
+    resources carry the ``harbor-ha:stack`` tag."""
 
     stack_name: str = ""
 
@@ -18,11 +20,12 @@ class HarborHaStack(TerraformStack):
                  local_endpoint: str | None = None) -> None:
         settings.check_for(self.stack_name or id_)
         super().__init__(scope, id_)
-        self.settings = settings
+        stack = self.stack_name or id_
+        self.settings = settings.replace(stacks=(stack,)) if stack in STACK_NAMES else settings
         self._local_endpoint = local_endpoint
         # Relative to cdktf.out/stacks/<id>, where cdktf and harbor-ha run terraform: the project's .harbor-ha.
         LocalBackend(self, path=f"../../../{TERRAFORM_STATE.as_posix()}/{settings.target}/{id_}.tfstate")
-        self.provider = aws_provider(self, settings, endpoint=local_endpoint)
+        self.provider = aws_provider(self, self.settings, endpoint=local_endpoint)
 
     def regional_provider(self, region: str, alias: str) -> AwsProvider:
         """An aliased provider for a second region (master-master)."""

@@ -32,7 +32,7 @@ class MasterMasterStack(HarborHaStack):
     def __init__(self, scope: Construct, id_: str, *, settings: HarborHaSettings,
                  local_endpoint: str | None = None) -> None:
         super().__init__(scope, id_, settings=settings, local_endpoint=local_endpoint)
-        s = settings
+        s = self.settings
         secondary = RegionScope(self, "secondary", provider=self.regional_provider(s.secondary_region, "secondary"))
         sites = []
         # The second region's zones are its a and b zones (availability_zones names the first region's).
@@ -40,18 +40,19 @@ class MasterMasterStack(HarborHaStack):
         for scope_, site_settings, label in regional:
             network = HarborNetwork(scope_, f"network-{label}", props=HarborNetworkProps.from_settings(site_settings))
             node = StandaloneHarborNode(scope_, f"harbor-{label}", props=standalone_props(
-                s, network, f"{s.name}-{label}", 0, own_name=f"{label}.{s.hostname}" if s.hostname else ""))
+                s, network, f"{s.resource_prefix}-{label}", 0, own_name=f"{label}.{s.hostname}" if s.hostname else ""))
             node.allow_from_cidrs(s.admin_cidrs)
             sites.append((scope_, label, node))
         for (scope_, label, node), (_, peer_label, peer) in zip(sites, sites[::-1]):
             # In the source's region: the configurator's carrier bucket sits beside the node that fetches it.
             HarborReplication(scope_, f"replication-{label}", props=HarborReplicationProps(
-                source=node, peers=[(f"harbor-{peer_label}", peer)], over_internet=True, name=f"{s.name}-{label}",
+                source=node, peers=[(f"harbor-{peer_label}", peer)], over_internet=True,
+                name=f"{s.resource_prefix}-{label}",
                 tls_trust=replication_tls_trust(s), force_destroy=not s.effective_deletion_protection))
 
         if s.hostname:
-            zone = Route53Zone(self, "zone", name=s.hostname, comment=f"{s.name}: the names of Harbor A and B",
-                               force_destroy=True)
+            zone = Route53Zone(self, "zone", name=s.hostname, force_destroy=True,
+                               comment=f"{s.resource_prefix}: the names of Harbor A and B")
             for _, label, node in sites:
                 Route53Record(self, f"harbor-{label}-name", zone_id=zone.zone_id, name=f"{label}.{s.hostname}",
                               type="A", ttl=60, records=[node.public_ip])

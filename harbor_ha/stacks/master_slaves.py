@@ -68,27 +68,28 @@ class MasterSlavesStack(HarborHaStack):
     def __init__(self, scope: Construct, id_: str, *, settings: HarborHaSettings,
                  local_endpoint: str | None = None) -> None:
         super().__init__(scope, id_, settings=settings, local_endpoint=local_endpoint)
-        s = settings
+        s = self.settings
         network = HarborNetwork(self, "network", props=HarborNetworkProps.from_settings(s))
-        zone_name = s.hostname or f"{s.name}.harbor-ha.internal"
+        zone_name = s.hostname or f"{s.resource_prefix}.harbor-ha.internal"
         push, pull = f"push.{zone_name}", f"pull.{zone_name}"
         master = StandaloneHarborNode(self, "master", props=standalone_props(
-            s, network, f"{s.name}-master", 0, own_name=push))
+            s, network, f"{s.resource_prefix}-m", 0, own_name=push))
         # A replica's own name, not the shared pull name, is its Harbor's name: the token service a client is
         # sent to must be the replica that answered (each replica signs its own tokens).
         replica_names = [f"replica-{i}.{zone_name}" for i in range(s.replica_count)]
         replicas = [StandaloneHarborNode(self, f"replica-{i}", props=standalone_props(
-            s, network, f"{s.name}-replica-{i}", i + 1, own_name=replica_names[i], other_names=(pull,)))
+            s, network, f"{s.resource_prefix}-r{i}", i + 1, own_name=replica_names[i], other_names=(pull,)))
             for i in range(s.replica_count)]
         for node in (master, *replicas):
             node.allow_from_cidrs(s.admin_cidrs)
         HarborReplication(self, "replication", props=HarborReplicationProps(
-            source=master, peers=[(f"replica-{i}", replica) for i, replica in enumerate(replicas)], name=s.name,
+            source=master, peers=[(f"replica-{i}", replica) for i, replica in enumerate(replicas)],
+            name=s.resource_prefix,
             pull_only_peers=True, tls_trust=replication_tls_trust(s),
             force_destroy=not s.effective_deletion_protection))
 
-        zone = Route53Zone(self, "zone", name=zone_name, comment=f"{s.name}: Harbor push and pull endpoints",
-                           force_destroy=True)
+        zone = Route53Zone(self, "zone", name=zone_name,
+                           comment=f"{s.resource_prefix}: Harbor push and pull endpoints", force_destroy=True)
         Route53Record(self, "push", zone_id=zone.zone_id, name=push, type="A", ttl=60, records=[master.public_ip])
         for i, replica in enumerate(replicas):
             Route53Record(self, f"replica-{i}-name", zone_id=zone.zone_id, name=replica_names[i], type="A", ttl=60,
@@ -96,7 +97,7 @@ class MasterSlavesStack(HarborHaStack):
             check = Route53HealthCheck(self, f"replica-{i}-health", type="HTTPS_STR_MATCH",
                                        ip_address=replica.public_ip, port=443, resource_path="/api/v2.0/health",
                                        search_string=HEALTHY_BODY, request_interval=30, failure_threshold=3,
-                                       tags={"Name": f"{s.name}-replica-{i}"})
+                                       tags={"Name": f"{s.resource_prefix}-r{i}"})
             Route53Record(self, f"pull-{i}", zone_id=zone.zone_id, name=pull, type="A", ttl=30,
                           records=[replica.public_ip], set_identifier=f"replica-{i}",
                           multivalue_answer_routing_policy=True, health_check_id=check.id)

@@ -1,0 +1,71 @@
+"""Recovery's matching of what the target holds to the stack's configuration and state, on recorded
+documents: Terraform's unique name suffixes, per-type ids, and the refusal to rename what holds data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harbor_ha.deploy import DeployError
+from harbor_ha.inventory import name_prefix_of
+from harbor_ha.recovery import _known_ids, _unmanaged_addresses, refuse_renaming_data
+
+
+class RecordedStackRun:
+    """Stands for a ``harbor_ha.deploy.StackRun``: its synthesized ``cdk.tf.json`` in ``workdir`` and the
+    ``terraform show -json`` document its ``state()`` would return."""
+
+    def __init__(self, workdir: Path, config: dict, state: dict) -> None:
+        self.workdir, self._state, self.stack = workdir, state, "active-standby"
+        (workdir / "cdk.tf.json").write_text(json.dumps({"resource": config}))
+
+    def state(self) -> dict:
+        return self._state
+
+
+def _state(*resources: tuple[str, str, dict]) -> dict:
+    return {"values": {"root_module": {"resources": [
+        {"mode": "managed", "type": kind, "name": name, "address": f"{kind}.{name}", "values": values}
+        for kind, name, values in resources]}}}
+
+
+def test_name_prefix_of_strips_terraforms_unique_suffix():
+    assert name_prefix_of("harbor-as-20261201085623398000000004") == "harbor-as-"
+    assert name_prefix_of("harbor-as-registry") == "harbor-as-registry"
+
+
+def test_a_database_and_its_subnet_group_sharing_a_name_are_told_apart():
+    ids, _ = _known_ids(_state(("aws_db_subnet_group", "subnets", {"id": "harbor-as-registry",
+                                                                    "name": "harbor-as-registry"}),
+                               ("aws_default_security_group", "default", {"id": "sg-1"})))
+    assert "aws_db_subnet_group harbor-as-registry" in ids
+    assert "aws_db_instance harbor-as-registry" not in ids
+    assert "aws_security_group sg-1" in ids  # the VPC's default group, adopted by Terraform
+
+
+def test_unmanaged_addresses_are_keyed_by_name_tag_identifier_and_prefix(tmp_path):
+    config = {"aws_vpc": {"vpc": {"tags": {"Name": "harbor-as"}}},
+              "aws_db_instance": {"db": {"identifier": "harbor-as-registry"}},
+              "aws_iam_role": {"role": {"name_prefix": "harbor-as-"}},
+              "aws_subnet": {"held": {"tags": {"Name": "harbor-as-a"}}, "computed": {"tags": {"Name": "${x}"}}}}
+    run = RecordedStackRun(tmp_path, config, {})
+    found = _unmanaged_addresses(run, _state(("aws_subnet", "held", {"id": "subnet-1"})))
+    assert found == {("aws_vpc", "harbor-as"): ["aws_vpc.vpc"],
+                     ("aws_db_instance", "harbor-as-registry"): ["aws_db_instance.db"],
+                     ("aws_iam_role", "harbor-as-"): ["aws_iam_role.role"]}
+
+
+def test_renaming_a_deployed_database_is_refused_before_any_change(tmp_path):
+    config = {"aws_db_instance": {"db": {"identifier": "harbor-as-registry"}},
+              "aws_s3_bucket": {"bucket": {"bucket_prefix": "harbor-as-registry-"}}}
+    same = RecordedStackRun(tmp_path, config, _state(("aws_db_instance", "db", {"identifier": "harbor-as-registry"})))
+    refuse_renaming_data(same)
+    earlier = RecordedStackRun(tmp_path, config, _state(
+        ("aws_db_instance", "db", {"identifier": "harbor-registry"}),
+        ("aws_s3_bucket", "bucket", {"bucket_prefix": "harbor-registry-"})))
+    with pytest.raises(DeployError) as refused:
+        refuse_renaming_data(earlier)
+    assert "aws_db_instance 'harbor-registry' (now named 'harbor-as-registry')" in str(refused.value)
+    assert "aws_s3_bucket 'harbor-registry-'" in str(refused.value) and "nothing was changed" in str(refused.value)
