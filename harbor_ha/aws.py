@@ -110,8 +110,8 @@ from cdktf_cdktf_provider_aws.route53_zone import Route53Zone  # noqa: E402
 from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket  # noqa: E402
 from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (  # noqa: E402
     S3BucketLifecycleConfiguration, S3BucketLifecycleConfigurationRule,
-    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload, S3BucketLifecycleConfigurationRuleFilter,
-    S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration,
+    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload, S3BucketLifecycleConfigurationRuleExpiration,
+    S3BucketLifecycleConfigurationRuleFilter, S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration,
 )
 from cdktf_cdktf_provider_aws.s3_bucket_ownership_controls import (  # noqa: E402
     S3BucketOwnershipControls, S3BucketOwnershipControlsRule,
@@ -138,3 +138,8 @@ from cdktf_cdktf_provider_aws.data_aws_vpc import DataAwsVpc  # noqa: E402
 from cdktf import Postcondition  # noqa: E402
 from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment  # noqa: E402
 from cdktf_cdktf_provider_aws.s3_object import S3Object  # noqa: E402
+from cdktf_cdktf_provider_aws.flow_log import FlowLog  # noqa: E402
+from cdktf_cdktf_provider_aws.s3_bucket_logging import S3BucketLoggingA  # noqa: E402
+from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup  # noqa: E402
+from cdktf_cdktf_provider_aws.cloudwatch_log_resource_policy import CloudwatchLogResourcePolicy  # noqa: E402
+from cdktf_cdktf_provider_aws.route53_query_log import Route53QueryLog  # noqa: E402

@@ -12,7 +12,8 @@ from harbor_ha.settings import HarborHaSettings
 from harbor_ha.target import LOCAL_ACCESS_KEY, local_endpoint
 
 # Every service whose resources or data sources harbor-ha synthesizes; tests check the list is complete.
-LOCAL_SERVICES = ("ec2", "elasticache", "iam", "kms", "rds", "route53", "s3", "secretsmanager", "ssm", "sts")
+LOCAL_SERVICES = ("cloudwatchlogs", "ec2", "elasticache", "iam", "kms", "rds", "route53", "s3", "secretsmanager", "ssm",
+                  "sts")
 
 
 def aws_provider(scope: Construct, settings: HarborHaSettings, *, region: str | None = None,

@@ -192,3 +192,26 @@ def default_docs(app) -> dict[str, dict]:
     settings = HarborHaSettings()
     return {name: json.loads(CdktfTesting.synth(stack_class(name)(
         app, f"defaults-{name}", settings=settings, local_endpoint=TEST_LOCAL_ENDPOINT))) for name in STACK_NAMES}
+
+
+TARGETS = ("local", "aws")
+
+
+@pytest.fixture(scope="session")
+def synthesized_stacks(tmp_path_factory) -> dict[tuple[str, str], Path]:
+    """(target, stack) -> the ``cdk.tf.json`` of every existing stack, synthesized for both targets the way
+    ``cdktf synth`` writes it (an App of its own per target, in a subprocess: the session App stays the only
+    one here, and ``Testing.synth`` would drop the resources' ``//`` comments)."""
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("synthesized")
+    files = {}
+    for target in TARGETS:
+        done = subprocess.run([sys.executable, str(PROJECT / "benchmarks" / "synth_all.py"), str(root / target),
+                               "--target", target], capture_output=True, text=True, timeout=600,
+                              env={**os.environ, "PYTHONPATH": str(PROJECT)})
+        assert done.returncode == 0, done.stderr[-3000:]
+        for stack in json.loads(done.stdout.splitlines()[-1])["stacks"]:
+            files[(target, stack)] = root / target / "stacks" / stack / "cdk.tf.json"
+    return files

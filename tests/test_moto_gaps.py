@@ -153,3 +153,27 @@ def test_honour_secure_transport_condition(endpoint):
     # Other statements of the policy still count.
     with pytest.raises(s3.exceptions.ClientError, match="403|AccessDenied|Forbidden"):
         s3.delete_object(Bucket="tls-only", Key="configurator.py")
+
+
+def test_keep_performance_insights(endpoint):
+    rds = client(endpoint, "rds")
+    rds.create_db_instance(DBInstanceIdentifier="insights", DBInstanceClass="db.m6g.large", Engine="postgres",
+                           AllocatedStorage=20, MasterUsername="harbor", MasterUserPassword="not-a-real-one-1",
+                           EnablePerformanceInsights=True, PerformanceInsightsRetentionPeriod=7,
+                           PerformanceInsightsKMSKeyId="arn:aws:kms:us-east-1:123456789012:key/insights")
+    described = rds.describe_db_instances(DBInstanceIdentifier="insights")["DBInstances"][0]
+    assert (described["PerformanceInsightsEnabled"], described["PerformanceInsightsRetentionPeriod"]) == (True, 7)
+    assert described["PerformanceInsightsKMSKeyId"].endswith("key/insights")
+    rds.modify_db_instance(DBInstanceIdentifier="insights", EnablePerformanceInsights=False, ApplyImmediately=True)
+    described = rds.describe_db_instances(DBInstanceIdentifier="insights")["DBInstances"][0]
+    assert described["PerformanceInsightsEnabled"] is False
+
+
+def test_accept_query_log_group_arn(endpoint):
+    logs, route53 = client(endpoint, "logs"), client(endpoint, "route53")
+    logs.create_log_group(logGroupName="/aws/route53/gap.example")
+    zone = route53.create_hosted_zone(Name="gap.example", CallerReference="gap")["HostedZone"]["Id"].split("/")[-1]
+    arn = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/route53/gap.example"
+    config = route53.create_query_logging_config(HostedZoneId=zone, CloudWatchLogsLogGroupArn=arn)
+    assert (config["QueryLoggingConfig"]["HostedZoneId"], config["QueryLoggingConfig"]["CloudWatchLogsLogGroupArn"]) \
+        == (zone, arn)

@@ -20,6 +20,7 @@ from harbor_ha.aws import (
     IamRolePolicy, SecretsmanagerSecret, SecretsmanagerSecretVersion, TerraformResourceLifecycle,
     VpcSecurityGroupIngressRule,
 )
+from harbor_ha.constructs.checkov import skip_check
 from harbor_ha.constructs.connections import Connectable
 from harbor_ha.constructs.data_tier import (
     ClosedPort, customer_key, grant, require, require_whole, secret_reader_statements,
@@ -94,6 +95,8 @@ class HarborCache(Construct):
                                               secret_string=generated.random_password,
                                               lifecycle=TerraformResourceLifecycle(ignore_changes=["secret_string"]))
         self.auth_token_secret_arn = secret.arn
+        skip_check(secret, "CKV2_AWS_57", "ElastiCache keeps one AUTH token that every Harbor node holds in its "
+                   "harbor.yml: it is changed by a planned rollout, not by a rotation Lambda")
 
         subnets = ElasticacheSubnetGroup(self, "subnets", name=group_id, subnet_ids=list(props.subnet_ids),
                                          description=f"{props.name}: Harbor Redis, private subnets")

@@ -4,11 +4,12 @@ and inline role grants."""
 
 from __future__ import annotations
 
-from typing import Sequence
+import json
+from typing import Any, Mapping, Sequence
 
 from harbor_ha.aws import (
-    Construct, DataAwsIamPolicyDocument, DataAwsIamPolicyDocumentStatement, IamRole, IamRolePolicy, KmsAlias,
-    KmsKey, SecurityGroup, VpcSecurityGroupIngressRule,
+    Construct, DataAwsCallerIdentity, DataAwsIamPolicyDocument, DataAwsIamPolicyDocumentStatement, DataAwsPartition,
+    IamRole, IamRolePolicy, KmsAlias, KmsKey, SecurityGroup, VpcSecurityGroupIngressRule,
 )
 from harbor_ha.constructs.connections import Connectable, allow_tcp
 
@@ -27,10 +28,23 @@ def require_whole(props: object, prop: str, low: int, high: int) -> None:
             f"a whole number from {low} to {high}")
 
 
-def customer_key(scope: Construct, *, alias: str, description: str) -> KmsKey:
-    """A symmetric KMS key with yearly rotation and the default key policy (the account's IAM policies
-    decide who may use it), plus ``alias/<alias>`` so operators can find it."""
-    key = KmsKey(scope, "key", description=description, enable_key_rotation=True, deletion_window_in_days=30)
+def customer_key(scope: Construct, *, alias: str, description: str,
+                 service_statements: Sequence[Mapping[str, Any]] = ()) -> KmsKey:
+    """A symmetric KMS key with yearly rotation, plus ``alias/<alias>`` so operators can find it.
+
+    Its key policy is written out: AWS's default one (the account administers the key, and the account's
+    IAM policies decide who may use it: the grants below name this key's ARN), plus
+    ``service_statements`` (policy JSON) for an AWS service that uses the key under its own principal
+    (CloudWatch Logs). The policy is the key's own JSON, not an IAM policy document: in a key policy,
+    resource "*" means this key and nothing else."""
+    partition = DataAwsPartition(scope, "key-partition").partition
+    account = DataAwsCallerIdentity(scope, "key-account").account_id
+    account_statement = {"Sid": "AccountAdministersAndIamPoliciesGrant", "Effect": "Allow",
+                         "Principal": {"AWS": f"arn:{partition}:iam::{account}:root"}, "Action": "kms:*",
+                         "Resource": "*"}
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [account_statement, *service_statements]})
+    key = KmsKey(scope, "key", description=description, enable_key_rotation=True, deletion_window_in_days=30,
+                 policy=policy)
     KmsAlias(scope, "key-alias", name=f"alias/{alias}", target_key_id=key.key_id)
     return key
 

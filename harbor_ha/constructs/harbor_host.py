@@ -21,6 +21,8 @@ from harbor_ha.aws import (
     SecretsmanagerSecret, SecretsmanagerSecretVersion, SecurityGroup, TerraformResourceLifecycle,
     VpcSecurityGroupIngressRule,
 )
+from harbor_ha import cloud_facts
+from harbor_ha.constructs.checkov import skip_check
 from harbor_ha.constructs.connections import Connectable, allow_egress_tcp, allow_tcp, allow_tcp_from_cidr
 from harbor_ha.harbor_release import release_problem
 from harbor_ha.settings import SECRET_ARN_RE, SELF_SIGNED
@@ -29,7 +31,26 @@ from harbor_ha.constructs.data_tier import customer_key, grant, require, secret_
 AL2023_X86_64 = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 EC2_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
     "Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
-HARBOR_PORTS = (443, 80)
+HTTP_PORT = 80
+HARBOR_PORTS = (443, HTTP_PORT)
+PUBLIC_ADDRESS_REASON = ("holds a public address by design: the VIP holder or a Harbor reached from the internet, in "
+                         "a public subnet without NAT")
+
+
+def redirect_only_http(rule: VpcSecurityGroupIngressRule, port: int, cidr: str = "0.0.0.0/0"
+                       ) -> VpcSecurityGroupIngressRule:
+    """Note on an ingress rule for port 80 open to the internet (``cidr``) or to a peer group that it carries
+    nothing but Harbor's redirect to HTTPS."""
+    if port == HTTP_PORT and cidr == "0.0.0.0/0":
+        skip_check(rule, "CKV_AWS_260", "port 80 carries only Harbor's redirect to HTTPS (harbor.yml has https, "
+                   "so Harbor's nginx answers plain HTTP with a 308 to https://)")
+    return rule
+
+
+def ebs_optimized(instance_type: str) -> bool | None:
+    """True where the instance type can be EBS-optimized (cloud_facts); None leaves AWS's default."""
+    facts = cloud_facts.instance_type(instance_type)
+    return True if facts and facts.ebs_optimized else None
 
 
 def check_common_props(props: object) -> None:
@@ -102,6 +123,8 @@ class HarborHosts(Construct):
                                     secret_string=generated.random_password,
                                     lifecycle=TerraformResourceLifecycle(ignore_changes=["secret_string"]))
         self.admin_secret_arn = admin.arn
+        skip_check(admin, "CKV2_AWS_57", "Harbor reads its initial admin password once, at install: a rotated "
+                   "secret would no longer be Harbor's password (change it in Harbor, then here)")
         self.grant("read-admin-password", secret_reader_statements(admin.arn, self.key.arn))
         self.tls_secret_arn = "" if tls_certificate == SELF_SIGNED else tls_certificate
         if self.tls_secret_arn:
@@ -135,17 +158,17 @@ class HarborHosts(Construct):
     def allow_from(self, peer: Connectable, ports: Sequence[int] = HARBOR_PORTS) -> list[VpcSecurityGroupIngressRule]:
         """Admit members of ``peer``'s security group (e.g. the load balancers) to Harbor's ``ports``."""
         self._peers += 1
-        return [allow_tcp(self, f"from-peer-{self._peers}-{port}", to_group_id=self.security_group_id,
-                          from_group_id=peer.security_group_id, port=port, description="Harbor clients")
-                for port in ports]
+        return [redirect_only_http(allow_tcp(
+            self, f"from-peer-{self._peers}-{port}", to_group_id=self.security_group_id,
+            from_group_id=peer.security_group_id, port=port, description="Harbor clients"), port) for port in ports]
 
     def allow_from_cidrs(self, cidrs: Sequence[str], ports: Sequence[int] = HARBOR_PORTS
                          ) -> list[VpcSecurityGroupIngressRule]:
         """Admit the networks ``cidrs`` to Harbor's ``ports``."""
         self._peers += 1
-        return [allow_tcp_from_cidr(self, f"from-cidr-{self._peers}-{n}-{port}", to_group_id=self.security_group_id,
-                                    cidr=cidr, port=port, description="Harbor clients")
-                for n, cidr in enumerate(cidrs) for port in ports]
+        return [redirect_only_http(allow_tcp_from_cidr(
+            self, f"from-cidr-{self._peers}-{n}-{port}", to_group_id=self.security_group_id, cidr=cidr, port=port,
+            description="Harbor clients"), port, cidr) for n, cidr in enumerate(cidrs) for port in ports]
 
     def allow_egress_to(self, id_: str, *, cidr: str, port: int, description: str) -> None:
         allow_egress_tcp(self, id_, from_group_id=self.security_group_id, cidr=cidr, port=port,
@@ -153,8 +176,9 @@ class HarborHosts(Construct):
 
     def add_instance(self, id_: str, *, subnet_id: str, user_data: str, private_ip: str | None = None,
                      public_address: bool = False, tags: Mapping[str, str] | None = None) -> Instance:
-        return Instance(
+        instance = Instance(
             self, id_, ami=self._ami_id, instance_type=self._instance_type, subnet_id=subnet_id,
+            ebs_optimized=ebs_optimized(self._instance_type),
             private_ip=private_ip, associate_public_ip_address=public_address or None,
             vpc_security_group_ids=[self.security_group_id],
             iam_instance_profile=self._profile_name, monitoring=self._monitoring,
@@ -165,3 +189,6 @@ class HarborHosts(Construct):
             user_data=user_data, tags={"Name": f"{self._name}-{id_}", **(tags or {})},
             depends_on=list(self._grants),
             lifecycle=TerraformResourceLifecycle(ignore_changes=["ami", "user_data"]))
+        if public_address:
+            skip_check(instance, "CKV_AWS_88", PUBLIC_ADDRESS_REASON)
+        return instance

@@ -18,7 +18,10 @@ from harbor_ha.aws import (
 )
 from harbor_ha.constructs.connections import allow_egress_tcp, allow_tcp_from_cidr, allow_vrrp_within
 from harbor_ha.constructs.data_tier import require, require_whole
-from harbor_ha.constructs.harbor_host import AL2023_X86_64, EC2_TRUST
+from harbor_ha.constructs.checkov import skip_check
+from harbor_ha.constructs.harbor_host import (
+    AL2023_X86_64, EC2_TRUST, PUBLIC_ADDRESS_REASON, ebs_optimized, redirect_only_http,
+)
 from harbor_ha.constructs.static_ips import VIP_TAG_KEY, StaticIps
 from harbor_ha.keepalived import DEFAULT_INTERFACE, SERVICE_PORTS, VrrpPair, director_cloud_config, director_configs
 
@@ -97,6 +100,7 @@ class LoadBalancerPair(Construct):
                 # (vip-notify) and the package mirrors through an automatic public address.
                 associate_public_ip_address=True,
                 vpc_security_group_ids=[self.security_group_id], iam_instance_profile=profile.name,
+                monitoring=True, ebs_optimized=ebs_optimized(props.instance_type),
                 metadata_options=InstanceMetadataOptions(
                     http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1),
                 root_block_device=InstanceRootBlockDevice(
@@ -105,6 +109,8 @@ class LoadBalancerPair(Construct):
                 tags={"Name": f"{props.name}-{i}", **static_ips.vip_tags},
                 lifecycle=TerraformResourceLifecycle(ignore_changes=["ami"]))
             for i, address in enumerate(addresses)]
+        for instance in instances:
+            skip_check(instance, "CKV_AWS_88", PUBLIC_ADDRESS_REASON)
         self.instance_ids = [instance.id for instance in instances]
         static_ips.associate_initially(self.instance_ids[0])
 
@@ -114,8 +120,9 @@ class LoadBalancerPair(Construct):
                               tags={"Name": props.name})
         for port in SERVICE_PORTS:
             for n, cidr in enumerate(props.client_cidrs):
-                allow_tcp_from_cidr(self, f"clients-{port}-{n}", to_group_id=group.id, cidr=cidr, port=port,
-                                    description="Harbor clients")
+                redirect_only_http(allow_tcp_from_cidr(
+                    self, f"clients-{port}-{n}", to_group_id=group.id, cidr=cidr, port=port,
+                    description="Harbor clients"), port, cidr)
             # Harbor servers (any address in the VPC), the AWS API (vip-notify) and package repositories.
             allow_egress_tcp(self, f"out-{port}", from_group_id=group.id, cidr="0.0.0.0/0", port=port,
                              description="Harbor servers, AWS API, package repositories")

@@ -57,6 +57,8 @@ class HarborReplicationProps:
     """Names the bucket that carries the configurator (``<name>-repl-registry-...``). Default ``harbor``."""
     force_destroy: bool = False
     """Let ``terraform destroy`` delete that bucket while it holds the configurator. Default False."""
+    access_logs: object = None
+    """A ``LogBucket`` in the source's region for that bucket's access logs. Default none."""
     schedule: str = "0 0 * * * *"
     """Harbor cron (6 fields) of the full sync. Default hourly."""
     pull_only_peers: bool = False
@@ -86,7 +88,7 @@ class HarborReplication(Construct):
         super().__init__(scope, id_)
         source = props.source
         carrier = RegistryStorage(self, "carrier", props=RegistryStorageProps(
-            name=f"{props.name}-repl", force_destroy=props.force_destroy))
+            name=f"{props.name}-repl", force_destroy=props.force_destroy, access_logs=props.access_logs))
         configurator = S3Object(self, "configurator", bucket=carrier.bucket_name, key="harbor-ha/replication.py",
                                 content=CONFIGURATOR.read_text(), content_type="text/x-python")
         def carried(key: str) -> str:

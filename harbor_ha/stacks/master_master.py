@@ -42,21 +42,22 @@ class MasterMasterStack(HarborHaStack):
             node = StandaloneHarborNode(scope_, f"harbor-{label}", props=standalone_props(
                 s, network, f"{s.name}-{label}", 0, own_name=f"{label}.{s.hostname}" if s.hostname else ""))
             node.allow_from_cidrs(s.admin_cidrs)
-            sites.append((scope_, label, node))
-        for (scope_, label, node), (_, peer_label, peer) in zip(sites, sites[::-1]):
+            sites.append((scope_, label, node, network))
+        for (scope_, label, node, network), (_, peer_label, peer, _) in zip(sites, sites[::-1]):
             # In the source's region: the configurator's carrier bucket sits beside the node that fetches it.
             HarborReplication(scope_, f"replication-{label}", props=HarborReplicationProps(
                 source=node, peers=[(f"harbor-{peer_label}", peer)], over_internet=True, name=f"{s.name}-{label}",
-                tls_trust=replication_tls_trust(s), force_destroy=not s.effective_deletion_protection))
+                tls_trust=replication_tls_trust(s), force_destroy=not s.effective_deletion_protection,
+                access_logs=network.log_bucket))
 
         if s.hostname:
             zone = Route53Zone(self, "zone", name=s.hostname, comment=f"{s.name}: the names of Harbor A and B",
                                force_destroy=True)
-            for _, label, node in sites:
+            for _, label, node, _ in sites:
                 Route53Record(self, f"harbor-{label}-name", zone_id=zone.zone_id, name=f"{label}.{s.hostname}",
                               type="A", ttl=60, records=[node.public_ip])
             self.output("zone_name_servers", zone.name_servers, f"Delegate {s.hostname} to these name servers")
-        for _, label, node in sites:
+        for _, label, node, _ in sites:
             self.output(f"harbor_{label}_url", node.url,
                         f"Harbor {label.upper()} at its name ({label}.<hostname>), or its Elastic IP")
             self.output(f"harbor_{label}_admin_secret_arn", node.admin_secret_arn,
