@@ -93,6 +93,12 @@ def resources(doc: dict, kind: str) -> dict:
     return doc.get("resource", {}).get(kind, {})
 
 
+def image_buckets(doc: dict) -> dict:
+    """The S3 buckets of a synthesized stack but the log buckets (``<name>-logs-...``), by name."""
+    return {name: bucket for name, bucket in resources(doc, "aws_s3_bucket").items()
+            if "-logs-" not in bucket.get("bucket_prefix", "")}
+
+
 @pytest.fixture(scope="module")
 def moto_endpoint():
     """URL of a moto server on loopback, fresh for each test module."""

@@ -16,7 +16,7 @@ from harbor_ha.constructs.network import HarborNetwork, HarborNetworkProps
 from harbor_ha.settings import HarborHaSettings
 from harbor_ha.stacks.base import HarborHaStack
 
-from conftest import TEST_LOCAL_ENDPOINT, CdktfTesting, resources, terraform_validate
+from conftest import TEST_LOCAL_ENDPOINT, CdktfTesting, image_buckets, resources, terraform_validate
 from data_tier_helpers import assert_rejected
 from harbor_vm_helpers import (
     PLAINTEXT_SECRETS, check_hardened, check_user_data, environment, role_policies, written_files,
@@ -71,7 +71,7 @@ def test_ebs_node_keeps_its_data_on_a_separate_encrypted_volume(ebs):
     assert attachment["stop_instance_before_detaching"] is True
     # The volume is not part of the instance: replacing the instance keeps it.
     assert "ebs_block_device" not in the_instance(doc)
-    assert not resources(doc, "aws_s3_bucket")
+    assert not image_buckets(doc)
     assert environment(stack.harbor.user_data)["DATA_VOLUME_ID"].startswith("${TfToken[")
 
 
@@ -122,7 +122,7 @@ def test_admin_password_is_generated_once(ebs):
 
 def test_s3_node_has_its_own_bucket_and_a_private_address(s3):
     stack, doc = s3
-    assert len(resources(doc, "aws_s3_bucket")) == 1
+    assert len(image_buckets(doc)) == 1
     assert not resources(doc, "aws_ebs_volume") and not node_addresses(doc)
     assert stack.harbor.public_ip is None and stack.harbor.storage is not None
     harbor_yml = yaml.safe_load(written_files(stack.harbor.user_data)["/etc/harbor-ha/harbor.yml.tmpl"])
