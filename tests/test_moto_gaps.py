@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import boto3
 import pytest
 
@@ -177,3 +179,17 @@ def test_accept_query_log_group_arn(endpoint):
     config = route53.create_query_logging_config(HostedZoneId=zone, CloudWatchLogsLogGroupArn=arn)
     assert (config["QueryLoggingConfig"]["HostedZoneId"], config["QueryLoggingConfig"]["CloudWatchLogsLogGroupArn"]) \
         == (zone, arn)
+
+
+def test_read_logging_target_policies_with_any_principal(endpoint):
+    s3 = client(endpoint, "s3")
+    for bucket in ("access-logs", "logged"):
+        s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_policy(Bucket="access-logs", Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "arn:aws:s3:::access-logs/*",
+         "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+        {"Effect": "Allow", "Principal": {"Service": "logging.s3.amazonaws.com"}, "Action": "s3:PutObject",
+         "Resource": "arn:aws:s3:::access-logs/*"}]}))
+    s3.put_bucket_logging(Bucket="logged", BucketLoggingStatus={"LoggingEnabled": {
+        "TargetBucket": "access-logs", "TargetPrefix": "s3/logged/"}})
+    assert s3.get_bucket_logging(Bucket="logged")["LoggingEnabled"]["TargetBucket"] == "access-logs"

@@ -133,7 +133,7 @@ def test_split_cidr_keeps_one_public_and_one_private_block_per_zone():
     ({**EXISTING, "vpc_id": "vpc-1"}, "vpc_id", "vpc-0123456789abcdef0"),
     ({**EXISTING, "private_subnet_ids": ("subnet-0000000000000001a",)}, "private_subnet_ids", "at least 2"),
     ({**EXISTING, "public_subnet_ids": EXISTING["public_subnet_ids"] + ("subnet-0000000000000000c",)},
-     "public_subnet_ids", "one public subnet per private subnet (2)"),
+     "public_subnet_ids", "one public subnet per private subnet"),
 ])
 def test_bad_props_name_the_prop_and_what_is_allowed(props, prop, allowed):
     assert_rejected(lambda: HarborNetworkProps(name="harbor", **props), prop, allowed)

@@ -12,7 +12,6 @@ only references, never the token.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from harbor_ha.aws import (
@@ -23,13 +22,11 @@ from harbor_ha.aws import (
 from harbor_ha.constructs.checkov import skip_check
 from harbor_ha.constructs.connections import Connectable
 from harbor_ha.constructs.data_tier import (
-    ClosedPort, customer_key, grant, require, require_whole, secret_reader_statements,
+    ClosedPort, customer_key, grant, require, require_rule, require_whole, secret_reader_statements,
 )
+from harbor_ha import rules
 
 REDIS_PORT = 6379
-# ElastiCache allows a primary and up to 5 replicas per shard.
-MAX_NODES = 6
-_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,33}$")
 
 
 @dataclass(frozen=True)
@@ -50,15 +47,13 @@ class HarborCacheProps:
     """Days of daily snapshots to keep, 0-35 (0 turns snapshots off). Default 1."""
 
     def __post_init__(self) -> None:
-        require(_NAME_RE.match(self.name or ""), "name", self.name,
-                "1-34 lower-case letters, digits and '-', starting with a letter")
+        require_rule(self, "name", rules.CACHE_NAME)
         require(len(self.subnet_ids) >= 2, "subnet_ids", self.subnet_ids, "at least 2 subnets in distinct AZs")
-        require_whole(self, "node_count", 2, MAX_NODES)
+        # ElastiCache allows a primary and up to 5 replicas per shard.
+        require_rule(self, "node_count", rules.CACHE_NODES)
         require_whole(self, "snapshot_retention_days", 0, 35)
-        require(self.node_type.startswith("cache."), "node_type", self.node_type,
-                "an ElastiCache node type such as cache.t4g.medium")
-        require(re.match(r"^\d+\.\d+$", self.engine_version), "engine_version", self.engine_version,
-                "a Redis version such as 7.1")
+        require_rule(self, "node_type", rules.CACHE_NODE_TYPE)
+        require_rule(self, "engine_version", rules.REDIS_VERSION)
 
     @classmethod
     def from_settings(cls, settings, network) -> "HarborCacheProps":

@@ -21,6 +21,12 @@ def require(ok: object, prop: str, value: object, allowed: str) -> None:
         raise ValueError(f"{prop} = {shown!r}: allowed is {allowed}")
 
 
+def require_rule(props: object, prop: str, rule) -> None:
+    """Reject ``props.<prop>`` unless it meets ``rule`` (a ``harbor_ha.rules.Rule``)."""
+    value = getattr(props, prop)
+    require(rule.ok(value), prop, value, rule.allowed)
+
+
 def require_whole(props: object, prop: str, low: int, high: int) -> None:
     """Reject ``props.<prop>`` unless it is a whole number from ``low`` to ``high``."""
     value = getattr(props, prop)

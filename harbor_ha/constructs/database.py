@@ -20,17 +20,16 @@ from harbor_ha.aws import (
 from harbor_ha.constructs.checkov import skip_check
 from harbor_ha.constructs.connections import Connectable
 from harbor_ha.constructs.data_tier import (
-    ClosedPort, customer_key, grant, require, require_whole, secret_reader_statements,
+    ClosedPort, customer_key, grant, require, require_rule, secret_reader_statements,
 )
 from harbor_ha.harbor_release import DEFAULT_HARBOR_VERSION, POSTGRES_SINCE, parse_release
+from harbor_ha import rules
 
 
 @dataclass(frozen=True)
 class _Engine:
     port: int
     default_version: str
-    version_re: str
-    version_hint: str
     tls_parameter: str
     log_exports: tuple[str, ...]
 
@@ -41,10 +40,8 @@ class _Engine:
 
 
 ENGINES = {
-    "postgres": _Engine(5432, "16", r"^\d{2}(\.\d+)?$", "a PostgreSQL version such as 16 or 16.4",
-                        "rds.force_ssl", ("postgresql", "upgrade")),
-    "mariadb": _Engine(3306, "10.11", r"^\d+\.\d+(\.\d+)?$", "a MariaDB version such as 10.11",
-                       "require_secure_transport", ("error", "slowquery")),
+    "postgres": _Engine(5432, "16", "rds.force_ssl", ("postgresql", "upgrade")),
+    "mariadb": _Engine(3306, "10.11", "require_secure_transport", ("error", "slowquery")),
 }
 # What RDS accepts for enhanced monitoring (0: off).
 MONITORING_INTERVALS = (0, 1, 5, 10, 15, 30, 60)
@@ -96,13 +93,13 @@ class HarborDatabaseProps:
         require(self.engine != "postgres" or version >= POSTGRES_SINCE, "engine", self.engine,
                 f"'mariadb': Harbor {self.harbor_version} predates PostgreSQL support (1.6.0)")
         spec = ENGINES[self.engine]
-        require(not self.engine_version or re.match(spec.version_re, self.engine_version), "engine_version",
-                self.engine_version, spec.version_hint)
+        versions = rules.ENGINE_VERSIONS[self.engine]
+        require(not self.engine_version or versions.ok(self.engine_version), "engine_version", self.engine_version,
+                versions.allowed)
         require(len(self.subnet_ids) >= 2, "subnet_ids", self.subnet_ids, "at least 2 subnets in distinct AZs")
-        require(self.instance_class.startswith("db."), "instance_class", self.instance_class,
-                "an RDS instance class such as db.m6g.large")
-        require_whole(self, "allocated_storage_gib", 20, 65536)
-        require_whole(self, "backup_retention_days", 1, 35)
+        require_rule(self, "instance_class", rules.DB_INSTANCE_CLASS)
+        require_rule(self, "allocated_storage_gib", rules.DB_STORAGE_GIB)
+        require_rule(self, "backup_retention_days", rules.DB_BACKUP_DAYS)
         require(self.monitoring_interval_s in MONITORING_INTERVALS, "monitoring_interval_s",
                 self.monitoring_interval_s, "one of " + ", ".join(map(str, MONITORING_INTERVALS)))
 

@@ -11,22 +11,22 @@ harbor-ha never replaces a running Harbor; roll nodes one at a time (``terraform
 from __future__ import annotations
 
 import json
-import re
 from typing import Mapping, Sequence
 
 from harbor_ha.aws import (
     Construct, DataAwsCallerIdentity, DataAwsIamPolicyDocumentStatement, DataAwsIamPolicyDocumentStatementCondition,
-    DataAwsPartition, DataAwsRegion, DataAwsSecretsmanagerRandomPassword, DataAwsSsmParameter, IamInstanceProfile,
+    DataAwsPartition, DataAwsRegion, DataAwsSsmParameter, IamInstanceProfile,
     IamRole, IamRolePolicy, IamRolePolicyAttachment, Instance, InstanceMetadataOptions, InstanceRootBlockDevice,
-    SecretsmanagerSecret, SecretsmanagerSecretVersion, SecurityGroup, TerraformResourceLifecycle,
+    SecretsmanagerSecret, SecretsmanagerSecretVersion, SecurityGroup, TerraformResourceLifecycle, TerraformStack,
     VpcSecurityGroupIngressRule,
 )
 from harbor_ha import cloud_facts
 from harbor_ha.constructs.checkov import skip_check
 from harbor_ha.constructs.connections import Connectable, allow_egress_tcp, allow_tcp, allow_tcp_from_cidr
+from harbor_ha import rules
 from harbor_ha.harbor_release import release_problem
-from harbor_ha.settings import SECRET_ARN_RE, SELF_SIGNED
-from harbor_ha.constructs.data_tier import customer_key, grant, require, secret_reader_statements, statement
+from harbor_ha.settings import SELF_SIGNED
+from harbor_ha.constructs.data_tier import customer_key, grant, require, require_rule, secret_reader_statements, statement
 
 AL2023_X86_64 = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 EC2_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
@@ -47,6 +47,16 @@ def redirect_only_http(rule: VpcSecurityGroupIngressRule, port: int, cidr: str =
     return rule
 
 
+def ephemeral_random_password(scope: Construct, id_: str, **arguments: object) -> str:
+    """A reference to a password Secrets Manager generates that never reaches plan or state: Terraform's
+    ephemeral ``aws_secretsmanager_random_password`` (``arguments`` are its own). Use it only in write-only
+    arguments (``*_wo``). cdktf 0.21 has no binding for ephemeral resources: the block is written into the
+    stack's JSON."""
+    name = "_".join([*scope.node.path.split("/")[1:], id_])
+    TerraformStack.of(scope).add_override(f"ephemeral.aws_secretsmanager_random_password.{name}", arguments)
+    return f"${{ephemeral.aws_secretsmanager_random_password.{name}.random_password}}"
+
+
 def ebs_optimized(instance_type: str) -> bool | None:
     """True where the instance type can be EBS-optimized (cloud_facts); None leaves AWS's default."""
     facts = cloud_facts.instance_type(instance_type)
@@ -57,18 +67,14 @@ def check_common_props(props: object) -> None:
     """The props every Harbor VM construct has: version, instance type, volume, TLS, SSH networks."""
     release = release_problem(props.harbor_version)
     require(release is None, "harbor_version", props.harbor_version, release or "")
-    require(re.match(r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$", props.instance_type or ""), "instance_type",
-            props.instance_type, "an EC2 instance type such as m6i.large")
-    require(isinstance(props.volume_gib, int) and 20 <= props.volume_gib <= 16384, "volume_gib", props.volume_gib,
-            "a whole number from 20 to 16384")
-    require(props.tls_certificate == SELF_SIGNED or SECRET_ARN_RE.match(props.tls_certificate or ""),
-            "tls_certificate", props.tls_certificate,
-            "'self-signed' or the ARN of a Secrets Manager secret holding {\"certificate\", \"private_key\"}")
-    for cidr in props.ssh_cidrs:
-        require(re.match(r"^\d+\.\d+\.\d+\.\d+/([1-9]|[12]\d|3[0-2])$", cidr), "ssh_cidrs", props.ssh_cidrs,
-                "IPv4 networks narrower than 0.0.0.0/0, such as 192.0.2.0/24")
-    require(re.match(r"^[a-z][a-z0-9-]{0,27}$", props.name or ""), "name", props.name,
-            "1-28 lower-case letters, digits and '-', starting with a letter")
+    require_rule(props, "instance_type", rules.INSTANCE_TYPE)
+    require_rule(props, "volume_gib", rules.VOLUME_GIB)
+    require(props.tls_certificate == SELF_SIGNED or rules.SECRET_ARN.ok(props.tls_certificate), "tls_certificate",
+            props.tls_certificate, f"'self-signed' or {rules.SECRET_ARN.allowed}, holding {{\"certificate\", "
+            "\"private_key\"}")
+    require(all(rules.SSH_CIDR.ok(cidr) for cidr in props.ssh_cidrs) and len(set(props.ssh_cidrs)) == len(props.ssh_cidrs),
+            "ssh_cidrs", props.ssh_cidrs, f"distinct {rules.SSH_CIDR.allowed}")
+    require_rule(props, "name", rules.HOSTS_NAME)
 
 
 class HarborHosts(Construct):
@@ -115,13 +121,13 @@ class HarborHosts(Construct):
         admin = SecretsmanagerSecret(self, "admin-password", name_prefix=f"{name}-harbor-admin-",
                                      kms_key_id=self.key.arn, description=f"{name}: Harbor admin password")
         # Harbor wants upper and lower case and a digit; punctuation would need quoting in every client.
-        generated = DataAwsSecretsmanagerRandomPassword(self, "admin-password-generator", password_length=24,
-                                                        exclude_punctuation=True, include_space=False,
-                                                        require_each_included_type=True)
-        # The generator yields a new value on every plan: keep the first (Harbor uses it once, at install).
+        generated = ephemeral_random_password(self, "admin-password-generator", password_length=24,
+                                              exclude_punctuation=True, include_space=False,
+                                              require_each_included_type=True)
+        # Written once (version 1) through a write-only argument: the password is in neither the plan nor
+        # the state, and a plan after apply does not generate another.
         SecretsmanagerSecretVersion(self, "admin-password-value", secret_id=admin.id,
-                                    secret_string=generated.random_password,
-                                    lifecycle=TerraformResourceLifecycle(ignore_changes=["secret_string"]))
+                                    secret_string_wo=generated, secret_string_wo_version=1)
         self.admin_secret_arn = admin.arn
         skip_check(admin, "CKV2_AWS_57", "Harbor reads its initial admin password once, at install: a rotated "
                    "secret would no longer be Harbor's password (change it in Harbor, then here)")

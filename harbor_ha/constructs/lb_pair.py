@@ -18,6 +18,7 @@ from harbor_ha.aws import (
 )
 from harbor_ha.constructs.connections import allow_egress_tcp, allow_tcp_from_cidr, allow_vrrp_within
 from harbor_ha.constructs.data_tier import require, require_whole
+from harbor_ha import cloud_facts
 from harbor_ha.constructs.checkov import skip_check
 from harbor_ha.constructs.harbor_host import (
     AL2023_X86_64, EC2_TRUST, PUBLIC_ADDRESS_REASON, ebs_optimized, redirect_only_http,
@@ -63,7 +64,10 @@ class LoadBalancerPairProps:
         require(len(self.real_server_ips) >= 1 and len(set(self.real_server_ips)) == len(self.real_server_ips),
                 "real_server_ips", self.real_server_ips, "one or more distinct addresses")
         require(len(self.client_cidrs) >= 1, "client_cidrs", self.client_cidrs, "one or more IPv4 networks")
-        require(bool(self.instance_type), "instance_type", self.instance_type, "an EC2 instance type")
+        facts = cloud_facts.instance_type(self.instance_type)
+        require(facts is not None and facts.first_interface == self.interface, "instance_type", self.instance_type,
+                f"an EC2 instance type whose first interface is {self.interface} (VRRP runs there), such as "
+                "t3.small (harbor_ha/cloud_facts.py lists them)")
         require_whole(self, "root_volume_gib", 8, 100)
 
 

@@ -23,10 +23,9 @@ from harbor_ha.aws import (
     S3BucketVersioningVersioningConfiguration, TerraformResource,
 )
 from harbor_ha.constructs.checkov import skip_check
-from harbor_ha.constructs.data_tier import require, require_whole
+from harbor_ha import rules
+from harbor_ha.constructs.data_tier import require_rule, require_whole
 
-# The longest bucket_prefix S3 allows is 37 characters: "<name>-logs-".
-MAX_NAME = 31
 
 
 @dataclass(frozen=True)
@@ -39,8 +38,7 @@ class LogBucketProps:
     """Let ``terraform destroy`` delete the bucket while it holds logs. Default False."""
 
     def __post_init__(self) -> None:
-        require(isinstance(self.name, str) and 1 <= len(self.name) <= MAX_NAME, "name", self.name,
-                f"1-{MAX_NAME} characters")
+        require_rule(self, "name", rules.LOG_BUCKET_NAME)
         require_whole(self, "retention_days", 1, 3650)
 
 

@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import ipaddress
 import math
-import re
 from dataclasses import dataclass
 
 from harbor_ha.aws import (
     Construct, DataAwsRegion, DataAwsSubnet, DataAwsVpc, DefaultSecurityGroup, Eip, FlowLog, InternetGateway, NatGateway,
     Postcondition, Route, RouteTable, RouteTableAssociation, Subnet, TerraformResourceLifecycle, Vpc, VpcEndpoint,
 )
-from harbor_ha.constructs.data_tier import require, require_whole
+from harbor_ha import rules
+from harbor_ha.constructs.data_tier import require, require_rule, require_whole
 from harbor_ha.constructs.log_bucket import LogBucket, LogBucketProps
 
-MAX_ZONES = 6
-_VPC_ID_RE = re.compile(r"^vpc-[0-9a-f]{8,17}$")
-_SUBNET_ID_RE = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 
 
 @dataclass(frozen=True)
@@ -57,25 +54,16 @@ class HarborNetworkProps:
     def __post_init__(self) -> None:
         require_whole(self, "log_retention_days", 1, 3650)
         if self.vpc_id:
-            require(_VPC_ID_RE.match(self.vpc_id), "vpc_id", self.vpc_id, "an id such as vpc-0123456789abcdef0")
+            require_rule(self, "vpc_id", rules.VPC_ID)
             for key in ("public_subnet_ids", "private_subnet_ids"):
-                ids = getattr(self, key)
-                require(len(ids) >= 2 and len(set(ids)) == len(ids) and all(_SUBNET_ID_RE.match(i) for i in ids),
-                        key, ids, "with vpc_id: at least 2 distinct subnet ids such as subnet-0123456789abcdef0")
-            require(len(self.public_subnet_ids) == len(self.private_subnet_ids), "public_subnet_ids",
-                    self.public_subnet_ids, f"one public subnet per private subnet ({len(self.private_subnet_ids)})")
+                require_rule(self, key, rules.SUBNET_IDS)
+            require(rules.SUBNET_PAIRS.ok((self.public_subnet_ids, self.private_subnet_ids)), "public_subnet_ids",
+                    self.public_subnet_ids, rules.SUBNET_PAIRS.allowed)
             return
         require(not self.public_subnet_ids and not self.private_subnet_ids, "vpc_id", self.vpc_id,
                 "the id of the VPC that holds the given subnets (subnet ids need vpc_id)")
-        zones = self.availability_zones
-        require(2 <= len(zones) <= MAX_ZONES and len(set(zones)) == len(zones), "availability_zones", zones,
-                f"2 to {MAX_ZONES} distinct AZs such as ('us-east-1a', 'us-east-1b')")
-        try:
-            network = ipaddress.IPv4Network(self.vpc_cidr)
-        except ValueError:
-            network = None
-        require(network is not None and 16 <= network.prefixlen <= 22, "vpc_cidr", self.vpc_cidr,
-                "an IPv4 network from /16 to /22 such as 10.40.0.0/16")
+        require_rule(self, "availability_zones", rules.ZONES)
+        require_rule(self, "vpc_cidr", rules.VPC_CIDR)
 
     @classmethod
     def from_settings(cls, settings) -> "HarborNetworkProps":

@@ -31,6 +31,7 @@ from typing import Sequence
 from harbor_ha.aws import Construct, Fn, S3Object
 from harbor_ha.cloud_init import CloudConfig, WriteFile
 from harbor_ha.constructs.data_tier import require
+from harbor_ha.rules import carrier_name
 from harbor_ha.constructs.storage import RegistryStorage, RegistryStorageProps
 from harbor_ha.harbor_boot import SCRIPT_DIR, boot_script
 from harbor_ha.harbor_config import STATE_DIR
@@ -88,7 +89,7 @@ class HarborReplication(Construct):
         super().__init__(scope, id_)
         source = props.source
         carrier = RegistryStorage(self, "carrier", props=RegistryStorageProps(
-            name=f"{props.name}-repl", force_destroy=props.force_destroy, access_logs=props.access_logs))
+            name=carrier_name(props.name), force_destroy=props.force_destroy, access_logs=props.access_logs))
         configurator = S3Object(self, "configurator", bucket=carrier.bucket_name, key="harbor-ha/replication.py",
                                 content=CONFIGURATOR.read_text(), content_type="text/x-python")
         def carried(key: str) -> str:

@@ -8,7 +8,6 @@ and old versions.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,14 +23,14 @@ from harbor_ha.aws import (
     S3BucketVersioningVersioningConfiguration,
 )
 from harbor_ha.constructs.checkov import skip_check
-from harbor_ha.constructs.data_tier import customer_key, grant, require, require_whole, statement
+from harbor_ha import rules
+from harbor_ha.constructs.data_tier import customer_key, grant, require_rule, require_whole, statement
 
 # What the distribution S3 storage driver Harbor's registry uses calls (its documented IAM policy).
 BUCKET_ACTIONS = ("s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads")
 OBJECT_ACTIONS = ("s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:ListMultipartUploadParts",
                   "s3:AbortMultipartUpload")
 KEY_ACTIONS = ("kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey*")
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,26}$")
 
 
 @dataclass(frozen=True)
@@ -50,8 +49,7 @@ class RegistryStorageProps:
     access logging."""
 
     def __post_init__(self) -> None:
-        require(isinstance(self.name, str) and _NAME_RE.match(self.name), "name", self.name,
-                "1-27 lower-case letters, digits and '-' (S3 allows 37 for the prefix <name>-registry-)")
+        require_rule(self, "name", rules.STORAGE_NAME)
         require_whole(self, "noncurrent_version_expiration_days", 1, 3650)
         require_whole(self, "abort_incomplete_upload_days", 1, 365)
 

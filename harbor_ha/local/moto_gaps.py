@@ -318,12 +318,38 @@ def accept_query_log_group_arn() -> None:
     Route53Backend.create_query_logging_config = create_with_either_arn
 
 
+@_once
+def read_logging_target_policies_with_any_principal() -> None:
+    """S3: ``PutBucketLogging`` accepts a target bucket whose policy, beside the statement that lets S3's
+    log delivery write, has a statement for every principal (``"Principal": "*"``, e.g. a TLS-only deny).
+    moto reads each statement's principal as an object and answers HTTP 500 on the string ``"*"``."""
+    import json
+    from types import SimpleNamespace
+
+    from moto.s3.models import FakeBucket
+
+    check = FakeBucket._log_permissions_enabled_policy
+
+    def check_service_statements(target_bucket, target_prefix):
+        policy = target_bucket.policy
+        if not policy:
+            return False
+        document = json.loads(policy.decode() if isinstance(policy, bytes) else policy)
+        statements = document.get("Statement", [])
+        document["Statement"] = [s for s in ([statements] if isinstance(statements, dict) else statements)
+                                 if isinstance(s.get("Principal"), dict)]
+        return check(SimpleNamespace(policy=json.dumps(document).encode(), partition=target_bucket.partition,
+                                     name=target_bucket.name), target_prefix)
+
+    FakeBucket._log_permissions_enabled_policy = staticmethod(check_service_statements)
+
+
 PATCHES = (register_replication_group_member_clusters, honour_secure_transport_condition, finish_replication_group_deletes,
            implement_delete_cache_subnet_group,
            implement_monitor_instances, report_security_groups_of_interface_launches,
            accept_portless_protocol_rules, keep_rule_descriptions, load_aws_managed_policies,
            mark_db_parameters_user_modified, keep_performance_insights,
-           accept_query_log_group_arn)
+           accept_query_log_group_arn, read_logging_target_policies_with_any_principal)
 
 
 def apply_all() -> None:

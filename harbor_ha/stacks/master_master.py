@@ -21,6 +21,7 @@ from harbor_ha.constructs.harbor_node import StandaloneHarborNode
 from harbor_ha.constructs.network import HarborNetwork, HarborNetworkProps
 from harbor_ha.constructs.region import RegionScope
 from harbor_ha.constructs.replication import HarborReplication, HarborReplicationProps
+from harbor_ha.rules import SITE_LABELS, site_name
 from harbor_ha.settings import HarborHaSettings
 from harbor_ha.stacks.base import HarborHaStack
 from harbor_ha.stacks.master_slaves import replication_tls_trust, standalone_props
@@ -36,17 +37,19 @@ class MasterMasterStack(HarborHaStack):
         secondary = RegionScope(self, "secondary", provider=self.regional_provider(s.secondary_region, "secondary"))
         sites = []
         # The second region's zones are its a and b zones (availability_zones names the first region's).
-        regional = ((self, s, "a"), (secondary, s.replace(region=s.secondary_region, availability_zones=()), "b"))
+        first, second = SITE_LABELS
+        regional = ((self, s, first),
+                    (secondary, s.replace(region=s.secondary_region, availability_zones=()), second))
         for scope_, site_settings, label in regional:
             network = HarborNetwork(scope_, f"network-{label}", props=HarborNetworkProps.from_settings(site_settings))
             node = StandaloneHarborNode(scope_, f"harbor-{label}", props=standalone_props(
-                s, network, f"{s.name}-{label}", 0, own_name=f"{label}.{s.hostname}" if s.hostname else ""))
+                s, network, site_name(s.name, label), 0, own_name=f"{label}.{s.hostname}" if s.hostname else ""))
             node.allow_from_cidrs(s.admin_cidrs)
             sites.append((scope_, label, node, network))
         for (scope_, label, node, network), (_, peer_label, peer, _) in zip(sites, sites[::-1]):
             # In the source's region: the configurator's carrier bucket sits beside the node that fetches it.
             HarborReplication(scope_, f"replication-{label}", props=HarborReplicationProps(
-                source=node, peers=[(f"harbor-{peer_label}", peer)], over_internet=True, name=f"{s.name}-{label}",
+                source=node, peers=[(f"harbor-{peer_label}", peer)], over_internet=True, name=site_name(s.name, label),
                 tls_trust=replication_tls_trust(s), force_destroy=not s.effective_deletion_protection,
                 access_logs=network.log_bucket))
 

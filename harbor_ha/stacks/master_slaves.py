@@ -37,6 +37,7 @@ from harbor_ha.constructs.checkov import skip_check
 from harbor_ha.constructs.region import RegionScope
 from harbor_ha.constructs.replication import HarborReplication, HarborReplicationProps
 from harbor_ha.constructs.zone_query_log import QUERY_LOG_REGION, ZoneQueryLog, ZoneQueryLogProps
+from harbor_ha.rules import master_name, replica_name
 from harbor_ha.settings import SELF_SIGNED, HarborHaSettings
 from harbor_ha.stacks.base import HarborHaStack
 
@@ -76,12 +77,12 @@ class MasterSlavesStack(HarborHaStack):
         zone_name = s.hostname or f"{s.name}.harbor-ha.internal"
         push, pull = f"push.{zone_name}", f"pull.{zone_name}"
         master = StandaloneHarborNode(self, "master", props=standalone_props(
-            s, network, f"{s.name}-master", 0, own_name=push))
+            s, network, master_name(s.name), 0, own_name=push))
         # A replica's own name, not the shared pull name, is its Harbor's name: the token service a client is
         # sent to must be the replica that answered (each replica signs its own tokens).
         replica_names = [f"replica-{i}.{zone_name}" for i in range(s.replica_count)]
         replicas = [StandaloneHarborNode(self, f"replica-{i}", props=standalone_props(
-            s, network, f"{s.name}-replica-{i}", i + 1, own_name=replica_names[i], other_names=(pull,)))
+            s, network, replica_name(s.name, i), i + 1, own_name=replica_names[i], other_names=(pull,)))
             for i in range(s.replica_count)]
         for node in (master, *replicas):
             node.allow_from_cidrs(s.admin_cidrs)
