@@ -47,11 +47,13 @@ class HarborHaSettings:
     """Everything a harbor-ha deployment can be told. Each field states its default."""
 
     name: str = "harbor"
-    """Deployment name, prefix of every resource name. Default ``harbor``. 2-20 of a-z 0-9 -."""
+    """Deployment name, prefix of every resource name. Default ``harbor``. a-z 0-9 -, from 2 characters to what
+    the longest name the chosen stacks derive from it allows: 25 for active-active and active-standby, 20 for
+    master-master, 17 for master-slaves."""
     target: str = "local"
     """Where to deploy: ``local`` (the embedded emulator) or ``aws``. Default ``local``."""
     region: str = "us-east-1"
-    """AWS region. Default ``us-east-1``."""
+    """AWS region, one of ``harbor_ha/cloud_facts.py``. Default ``us-east-1``."""
     availability_zones: tuple[str, ...] = ()
     """AZs to spread over, at least 2 in ``region``. Default: the region's ``a`` and ``b`` zones."""
     harbor_version: str = DEFAULT_HARBOR_VERSION
@@ -59,9 +61,9 @@ class HarborHaSettings:
     harbor_count: int = 2
     """Harbor servers in active-active (2-20). Default 2. active-standby has exactly 2."""
     harbor_instance_type: str = "m6i.large"
-    """EC2 type of a Harbor server. Default ``m6i.large``."""
+    """EC2 type of a Harbor server, x86_64 (active-standby: Nitro, keepalived binds ens5). Default ``m6i.large``."""
     lb_instance_type: str = "t3.small"
-    """EC2 type of a load-balancer VM (active-active only). Default ``t3.small``."""
+    """EC2 type of a load-balancer VM (active-active only), x86_64 Nitro. Default ``t3.small``."""
     harbor_volume_gib: int = 100
     """Root volume of a Harbor server in GiB (20-16384). Default 100."""
     db_engine: str = "postgres"
@@ -109,7 +111,7 @@ class HarborHaSettings:
     """Directory of a Terraform provider filesystem mirror (air-gapped installs). Default: found
     automatically in the usual places, else the public registry."""
     tags: Mapping[str, str] = field(default_factory=dict)
-    """Tags put on every resource, besides ``harbor-ha:deployment``. Default none."""
+    """Tags put on every resource, besides harbor-ha's own (``harbor-ha:*``, ``Name``), at most 46. Default none."""
     stacks: tuple[str, ...] = STACK_NAMES
     """Which stacks ``main.py`` builds (``harbor-ha up STACK`` builds that one). Default: all four."""
 
@@ -157,9 +159,10 @@ class HarborHaSettings:
             zones = self.availability_zones
             p.rule(rules.ZONES, "availability_zones", zones)
             known = cloud_facts.zones_of(self.region)
-            for zone in zones:
-                p.check(zone in known, "availability_zones", zone,
-                        f"zones of region {self.region}: " + (", ".join(known) or "none known"))
+            unknown = [zone for zone in zones if zone not in known]
+            if unknown:
+                p.add("availability_zones", unknown[0] if len(unknown) == 1 else unknown,
+                      f"zones of region {self.region}: " + (", ".join(known) or "none known"))
         release = release_problem(self.harbor_version)
         p.check(release is None, "harbor_version", self.harbor_version, release or "")
         p.check(self.db_engine in DB_ENGINES, "db_engine", self.db_engine,
@@ -222,8 +225,9 @@ class HarborHaSettings:
 
     @staticmethod
     def _check_networks(p: "_Problems", key: str, cidrs: tuple[str, ...], rule: "rules.Rule", most: int) -> None:
-        for cidr in cidrs:
-            p.rule(rule, key, cidr)
+        bad = [cidr for cidr in cidrs if not rule.ok(cidr)]
+        if bad:
+            p.add(key, bad[0] if len(bad) == 1 else bad, rule.allowed)
         p.check(len(set(cidrs)) == len(cidrs), key, cidrs, "each network once (AWS refuses a duplicate rule)")
         p.check(len(cidrs) <= most, key, f"{len(cidrs)} networks",
                 f"at most {most} (each is a rule of a security group, which holds 60)")

@@ -11,6 +11,10 @@ from typing import Iterable, Iterator
 
 from harbor_ha.target import LOCAL_ACCESS_KEY
 
+# Not secrets: the local emulator's credentials (they open nothing anywhere else) and the access key id of AWS's
+# documentation, which moto answers as every caller's user id.
+PUBLIC_VALUES = {LOCAL_ACCESS_KEY, "AKIAIOSFODNN7EXAMPLE"}
+
 PATTERNS = {
     "private key": re.compile(r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----"),
     "AWS access key id": re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
@@ -43,9 +47,9 @@ def find_secrets(document, known: Iterable[str] = ()) -> list[str]:
     for text in ([document] if isinstance(document, str) else _strings(document)):
         for kind, pattern in PATTERNS.items():
             for match in pattern.finditer(text):
-                if kind == "literal secret" and (_NOT_A_SECRET.match(match.group(2))
-                                                 or match.group(2) == LOCAL_ACCESS_KEY):
-                    continue  # the local emulator's credentials open nothing anywhere else
+                value = match.group(2) if kind == "literal secret" else match.group(0)
+                if value in PUBLIC_VALUES or (kind == "literal secret" and _NOT_A_SECRET.match(value)):
+                    continue
                 found.append(f"{kind}: {match.group(0)[:80]}")
         found += [f"known secret value {value[:4]}...: in {text[:80]!r}" for value in known if value in text]
     return sorted(set(found))

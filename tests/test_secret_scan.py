@@ -38,7 +38,7 @@ PLANTED = [
     ("harbor_admin_password: Harbor12345", "literal secret"),
     ('export REDIS_PASSWORD="s3cr3t-value-42"', "literal secret"),
     ("-----BEGIN RSA PRIVATE KEY-----\nMIIEow...", "private key"),
-    ("aws_access_key_id = AKIAIOSFODNN7EXAMPLE", "AWS access key id"),
+    ("aws_access_key_id = AKIAZ7QX2NPLW4KD9RTE", "AWS access key id"),
 ]
 
 
