@@ -304,3 +304,15 @@ def test_cdktf_cli_synthesizes_active_active_that_terraform_validates(tmp_path):
     validate = subprocess.run([terraform, "validate", "-json"], cwd=stack_dir, env=tf_env, capture_output=True,
                               text=True, timeout=300)
     assert json.loads(validate.stdout)["valid"], validate.stdout
+
+
+def test_master_slaves_logs_dns_queries_in_us_east_1_wherever_it_runs(app, synth):
+    settings = HarborHaSettings(region="eu-west-1", secondary_region="eu-central-1", stacks=("master-slaves",))
+    doc = synth(stack_class("master-slaves")(app, "dns-query-log-eu", settings=settings,
+                                             local_endpoint=TEST_LOCAL_ENDPOINT))
+    regions = {p.get("alias"): p["region"] for p in doc["provider"]["aws"]}
+    (group,) = resources(doc, "aws_cloudwatch_log_group").values()
+    assert regions[group["provider"].removeprefix("aws.")] == "us-east-1" and regions[None] == "eu-west-1"
+    assert group["retention_in_days"] >= 365 and group["kms_key_id"].startswith("${aws_kms_key.")
+    (query_log,) = resources(doc, "aws_route53_query_log").values()
+    assert query_log["zone_id"] == "${aws_route53_zone.zone.zone_id}"

@@ -125,9 +125,12 @@ class HarborHosts(Construct):
                                               exclude_punctuation=True, include_space=False,
                                               require_each_included_type=True)
         # Written once (version 1) through a write-only argument: the password is in neither the plan nor
-        # the state, and a plan after apply does not generate another.
+        # the state, and a plan after apply does not generate another. A deployment made when the value was
+        # still a plain secret_string keeps the password Harbor was installed with (changes to both ignored).
         SecretsmanagerSecretVersion(self, "admin-password-value", secret_id=admin.id,
-                                    secret_string_wo=generated, secret_string_wo_version=1)
+                                    secret_string_wo=generated, secret_string_wo_version=1,
+                                    lifecycle=TerraformResourceLifecycle(
+                                        ignore_changes=["secret_string", "secret_string_wo_version"]))
         self.admin_secret_arn = admin.arn
         skip_check(admin, "CKV2_AWS_57", "Harbor reads its initial admin password once, at install: a rotated "
                    "secret would no longer be Harbor's password (change it in Harbor, then here)")
@@ -194,7 +197,8 @@ class HarborHosts(Construct):
                                                       volume_size=self._volume_gib, delete_on_termination=True),
             user_data=user_data, tags={"Name": f"{self._name}-{id_}", **(tags or {})},
             depends_on=list(self._grants),
-            lifecycle=TerraformResourceLifecycle(ignore_changes=["ami", "user_data"]))
+            # ebs_optimized: a change would stop and start a running node (Nitro types are EBS-optimized anyway).
+            lifecycle=TerraformResourceLifecycle(ignore_changes=["ami", "user_data", "ebs_optimized"]))
         if public_address:
             skip_check(instance, "CKV_AWS_88", PUBLIC_ADDRESS_REASON)
         return instance

@@ -111,7 +111,8 @@ class LoadBalancerPair(Construct):
                     encrypted=True, volume_type="gp3", volume_size=props.root_volume_gib),
                 user_data=director_cloud_config(pair, i, props.real_server_ips).render(),
                 tags={"Name": f"{props.name}-{i}", **static_ips.vip_tags},
-                lifecycle=TerraformResourceLifecycle(ignore_changes=["ami"]))
+                # ebs_optimized: a change would stop and start a running director.
+                lifecycle=TerraformResourceLifecycle(ignore_changes=["ami", "ebs_optimized"]))
             for i, address in enumerate(addresses)]
         for instance in instances:
             skip_check(instance, "CKV_AWS_88", PUBLIC_ADDRESS_REASON)
