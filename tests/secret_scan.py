@@ -55,11 +55,11 @@ def find_secrets(document, known: Iterable[str] = ()) -> list[str]:
     return sorted(set(found))
 
 
-def state_without_the_redis_token(state: dict, redis_secret_arns: Iterable[str]) -> tuple[dict, list[str]]:
+def state_without_the_redis_token(state: dict, redis_tokens: Iterable[str]) -> tuple[dict, list[str]]:
     """A Terraform state (the .tfstate JSON) minus the one secret it may hold, ElastiCache's AUTH token (the
-    replication group's ``auth_token``, the token secret's version), and the problems with how it holds it:
-    each must be marked sensitive."""
-    redis_secret_arns = set(redis_secret_arns)
+    replication group's ``auth_token``, its generator, the token secret's version: wherever its value is), and
+    the problems with how it holds it: each attribute holding it must be marked sensitive."""
+    tokens = {token for token in redis_tokens if token}
     problems = []
     kept = []
     for resource in state.get("resources", []):
@@ -67,12 +67,10 @@ def state_without_the_redis_token(state: dict, redis_secret_arns: Iterable[str])
             attributes = dict(instance.get("attributes", {}))
             sensitive = {step["value"] for path in instance.get("sensitive_attributes", []) for step in path
                          if step.get("type") == "get_attr"}
-            holds = [key for key in ("auth_token", "secret_string")
-                     if attributes.get(key) and (resource["type"] == "aws_elasticache_replication_group"
-                                                 or attributes.get("secret_id") in redis_secret_arns)]
-            for key in holds:
-                if key not in sensitive:
-                    problems.append(f"{resource['type']}.{resource['name']}.{key} holds the Redis token unmarked")
-                attributes[key] = "(the Redis token, sensitive)"
+            for key, value in attributes.items():
+                if value in tokens:
+                    if key not in sensitive:
+                        problems.append(f"{resource['type']}.{resource['name']}.{key} holds the Redis token unmarked")
+                    attributes[key] = "(the Redis token, sensitive)"
             kept.append(attributes)
     return {"resources": kept, "outputs": state.get("outputs", {})}, problems

@@ -70,16 +70,17 @@ def _secrets_in_state(root, stack: str, endpoint: str, outputs: dict) -> list[st
     holds, apart from the Redis token (marked sensitive, the one secret AWS leaves no other way to hold)."""
     state = json.loads((terraform_state_dir(root, "local") / f"{stack}.tfstate").read_text())
     redis = [outputs["redis_auth_secret_arn"]] if "redis_auth_secret_arn" in outputs else []
-    known = []
+    known, tokens = [], []
     for region in ("us-east-1", "us-west-2"):
         secrets = boto3.client("secretsmanager", endpoint_url=endpoint, region_name=region,
                                aws_access_key_id=LOCAL_ACCESS_KEY, aws_secret_access_key=LOCAL_ACCESS_KEY)
         for secret in secrets.list_secrets()["SecretList"]:
-            if secret["ARN"] not in redis:
-                with contextlib.suppress(secrets.exceptions.ResourceNotFoundException):
-                    known.append(secrets.get_secret_value(SecretId=secret["ARN"])["SecretString"])
+            with contextlib.suppress(secrets.exceptions.ResourceNotFoundException):
+                value = secrets.get_secret_value(SecretId=secret["ARN"])["SecretString"]
+                (tokens if secret["ARN"] in redis else known).append(value)
     assert known, "the deployment holds secrets (admin password, database) to look for"
-    rest, problems = state_without_the_redis_token(state, redis)
+    assert len(tokens) == len(redis), "the Redis token is read back too"
+    rest, problems = state_without_the_redis_token(state, tokens)
     return problems + find_secrets(rest, known=known)
 
 

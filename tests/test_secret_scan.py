@@ -70,7 +70,7 @@ def test_the_state_may_hold_only_the_redis_token_and_only_marked_sensitive():
             "attributes": {"secret_string": "AdminPassword42xyz", "secret_id": arn + "-admin"},
             "sensitive_attributes": []}]},
     ]}
-    rest, problems = state_without_the_redis_token(state, [arn])
+    rest, problems = state_without_the_redis_token(state, ["TokenValue0123456789"])
     assert problems == ["aws_secretsmanager_secret_version.token.secret_string holds the Redis token unmarked"]
     found = find_secrets(rest, known=["TokenValue0123456789"])
     assert found == ['literal secret: "secret_string": "AdminPassword42xyz'], "any other secret is still found"
