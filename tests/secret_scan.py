@@ -68,7 +68,7 @@ def state_without_the_redis_token(state: dict, redis_tokens: Iterable[str]) -> t
             sensitive = {step["value"] for path in instance.get("sensitive_attributes", []) for step in path
                          if step.get("type") == "get_attr"}
             for key, value in attributes.items():
-                if value in tokens:
+                if isinstance(value, str) and value in tokens:
                     if key not in sensitive:
                         problems.append(f"{resource['type']}.{resource['name']}.{key} holds the Redis token unmarked")
                     attributes[key] = "(the Redis token, sensitive)"

@@ -62,7 +62,7 @@ def test_the_state_may_hold_only_the_redis_token_and_only_marked_sensitive():
     arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:harbor-redis-auth-token-abc"
     state = {"resources": [
         {"type": "aws_elasticache_replication_group", "name": "group", "instances": [{
-            "attributes": {"auth_token": "TokenValue0123456789", "id": "harbor-redis"},
+            "attributes": {"auth_token": "TokenValue0123456789", "id": "harbor-redis", "member_clusters": ["a"]},
             "sensitive_attributes": [[{"type": "get_attr", "value": "auth_token"}]]}]},
         {"type": "aws_secretsmanager_secret_version", "name": "token", "instances": [{
             "attributes": {"secret_string": "TokenValue0123456789", "secret_id": arn}, "sensitive_attributes": []}]},
