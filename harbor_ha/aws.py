@@ -77,8 +77,8 @@ from cdktf_cdktf_provider_aws.data_aws_iam_policy_document import (  # noqa: E40
 )
 from cdktf_cdktf_provider_aws.data_aws_partition import DataAwsPartition  # noqa: E402
 from cdktf_cdktf_provider_aws.data_aws_region import DataAwsRegion  # noqa: E402
-from cdktf_cdktf_provider_aws.data_aws_secretsmanager_random_password import (  # noqa: E402
-    DataAwsSecretsmanagerRandomPassword,
+from cdktf_cdktf_provider_aws.data_aws_secretsmanager_secret_version import (  # noqa: E402
+    DataAwsSecretsmanagerSecretVersion,
 )
 from cdktf_cdktf_provider_aws.data_aws_ssm_parameter import DataAwsSsmParameter  # noqa: E402
 from cdktf_cdktf_provider_aws.db_instance import DbInstance  # noqa: E402

@@ -93,6 +93,17 @@ def resources(doc: dict, kind: str) -> dict:
     return doc.get("resource", {}).get(kind, {})
 
 
+def written_once_from_a_generator(doc: dict, version: dict) -> dict:
+    """The ephemeral password generator whose value ``version`` (a secret version) writes once, write-only,
+    keeping a value written before as a plain secret_string; asserts that shape."""
+    match = re.fullmatch(r"\$\{ephemeral\.aws_secretsmanager_random_password\.([^.]+)\.random_password\}",
+                         version["secret_string_wo"])
+    assert match and "secret_string" not in version, version
+    assert version["secret_string_wo_version"] == 1
+    assert version["lifecycle"] == {"ignore_changes": ["secret_string", "secret_string_wo_version"]}
+    return doc["ephemeral"]["aws_secretsmanager_random_password"][match[1]]
+
+
 def image_buckets(doc: dict) -> dict:
     """The S3 buckets of a synthesized stack but the log buckets (``<name>-logs-...``), by name."""
     return {name: bucket for name, bucket in resources(doc, "aws_s3_bucket").items()

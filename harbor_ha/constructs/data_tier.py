@@ -9,7 +9,7 @@ from typing import Any, Mapping, Sequence
 
 from harbor_ha.aws import (
     Construct, DataAwsCallerIdentity, DataAwsIamPolicyDocument, DataAwsIamPolicyDocumentStatement, DataAwsPartition,
-    IamRole, IamRolePolicy, KmsAlias, KmsKey, SecurityGroup, VpcSecurityGroupIngressRule,
+    IamRole, IamRolePolicy, KmsAlias, KmsKey, SecurityGroup, TerraformStack, VpcSecurityGroupIngressRule,
 )
 from harbor_ha.constructs.connections import Connectable, allow_tcp
 
@@ -53,6 +53,16 @@ def customer_key(scope: Construct, *, alias: str, description: str,
                  policy=policy)
     KmsAlias(scope, "key-alias", name=f"alias/{alias}", target_key_id=key.key_id)
     return key
+
+
+def ephemeral_random_password(scope: Construct, id_: str, **arguments: object) -> str:
+    """A reference to a password Secrets Manager generates that never reaches plan or state: Terraform's
+    ephemeral ``aws_secretsmanager_random_password`` (``arguments`` are its own). Use it only in write-only
+    arguments (``*_wo``). cdktf 0.21 has no binding for ephemeral resources: the block is written into the
+    stack's JSON."""
+    name = "_".join([*scope.node.path.split("/")[1:], id_])
+    TerraformStack.of(scope).add_override(f"ephemeral.aws_secretsmanager_random_password.{name}", arguments)
+    return f"${{ephemeral.aws_secretsmanager_random_password.{name}.random_password}}"
 
 
 def grant(scope: Construct, role: IamRole, purpose: str,

@@ -17,7 +17,7 @@ from harbor_ha.aws import (
     Construct, DataAwsCallerIdentity, DataAwsIamPolicyDocumentStatement, DataAwsIamPolicyDocumentStatementCondition,
     DataAwsPartition, DataAwsRegion, DataAwsSsmParameter, IamInstanceProfile,
     IamRole, IamRolePolicy, IamRolePolicyAttachment, Instance, InstanceMetadataOptions, InstanceRootBlockDevice,
-    SecretsmanagerSecret, SecretsmanagerSecretVersion, SecurityGroup, TerraformResourceLifecycle, TerraformStack,
+    SecretsmanagerSecret, SecretsmanagerSecretVersion, SecurityGroup, TerraformResourceLifecycle,
     VpcSecurityGroupIngressRule,
 )
 from harbor_ha import cloud_facts
@@ -26,7 +26,9 @@ from harbor_ha.constructs.connections import Connectable, allow_egress_tcp, allo
 from harbor_ha import rules
 from harbor_ha.harbor_release import release_problem
 from harbor_ha.settings import SELF_SIGNED
-from harbor_ha.constructs.data_tier import customer_key, grant, require, require_rule, secret_reader_statements, statement
+from harbor_ha.constructs.data_tier import (
+    customer_key, ephemeral_random_password, grant, require, require_rule, secret_reader_statements, statement,
+)
 
 AL2023_X86_64 = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 EC2_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
@@ -45,16 +47,6 @@ def redirect_only_http(rule: VpcSecurityGroupIngressRule, port: int, cidr: str =
         skip_check(rule, "CKV_AWS_260", "port 80 carries only Harbor's redirect to HTTPS (harbor.yml has https, "
                    "so Harbor's nginx answers plain HTTP with a 308 to https://)")
     return rule
-
-
-def ephemeral_random_password(scope: Construct, id_: str, **arguments: object) -> str:
-    """A reference to a password Secrets Manager generates that never reaches plan or state: Terraform's
-    ephemeral ``aws_secretsmanager_random_password`` (``arguments`` are its own). Use it only in write-only
-    arguments (``*_wo``). cdktf 0.21 has no binding for ephemeral resources: the block is written into the
-    stack's JSON."""
-    name = "_".join([*scope.node.path.split("/")[1:], id_])
-    TerraformStack.of(scope).add_override(f"ephemeral.aws_secretsmanager_random_password.{name}", arguments)
-    return f"${{ephemeral.aws_secretsmanager_random_password.{name}.random_password}}"
 
 
 def ebs_optimized(instance_type: str) -> bool | None:
