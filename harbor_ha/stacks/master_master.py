@@ -56,6 +56,7 @@ class MasterMasterStack(HarborHaStack):
         if s.hostname:
             zone = Route53Zone(self, "zone", name=s.hostname, comment=f"{s.name}: the names of Harbor A and B",
                                force_destroy=True)
+            self.log_zone_queries(zone, s.hostname)
             for _, label, node, _ in sites:
                 Route53Record(self, f"harbor-{label}-name", zone_id=zone.zone_id, name=f"{label}.{s.hostname}",
                               type="A", ttl=60, records=[node.public_ip])

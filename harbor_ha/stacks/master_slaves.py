@@ -33,10 +33,7 @@ from __future__ import annotations
 from harbor_ha.aws import Construct, Route53HealthCheck, Route53Record, Route53Zone
 from harbor_ha.constructs.harbor_node import StandaloneHarborNode, StandaloneHarborNodeProps
 from harbor_ha.constructs.network import HarborNetwork, HarborNetworkProps
-from harbor_ha.constructs.checkov import skip_check
-from harbor_ha.constructs.region import RegionScope
 from harbor_ha.constructs.replication import HarborReplication, HarborReplicationProps
-from harbor_ha.constructs.zone_query_log import QUERY_LOG_REGION, ZoneQueryLog, ZoneQueryLogProps
 from harbor_ha.rules import master_name, replica_name
 from harbor_ha.settings import SELF_SIGNED, HarborHaSettings
 from harbor_ha.stacks.base import HarborHaStack
@@ -93,13 +90,7 @@ class MasterSlavesStack(HarborHaStack):
 
         zone = Route53Zone(self, "zone", name=zone_name, comment=f"{s.name}: Harbor push and pull endpoints",
                            force_destroy=True)
-        skip_check(zone, "CKV2_AWS_38", "DNSSEC signing protects only once the parent zone publishes the zone's "
-                   "DS record, a step of the delegation outside harbor-ha (and the default zone under .internal "
-                   "has no parent); sign it when you delegate it")
-        logs_scope = self if s.region == QUERY_LOG_REGION else RegionScope(
-            self, "dns-logs", provider=self.regional_provider(QUERY_LOG_REGION, "dns-logs"))
-        ZoneQueryLog(logs_scope, "query-log", props=ZoneQueryLogProps(name=s.name, zone_id=zone.zone_id,
-                                                                      zone_name=zone_name))
+        self.log_zone_queries(zone, zone_name)
         Route53Record(self, "push", zone_id=zone.zone_id, name=push, type="A", ttl=60, records=[master.public_ip])
         for i, replica in enumerate(replicas):
             Route53Record(self, f"replica-{i}-name", zone_id=zone.zone_id, name=replica_names[i], type="A", ttl=60,
