@@ -104,8 +104,6 @@ CASES = [
     ("aws", "context", "lb_instance_type", "t2.small", "ens5", {}, None),
     ("aws", "context", "harbor_instance_type", "t2.large", "ens5", {"stacks": ["active-standby"]}, "active-standby"),
     ("aws", "env", "harbor_instance_type", "x9z.large", "EC2 instance type harbor-ha knows", {}, None),
-    ("aws", "context", "tls_certificate", ARN.replace("us-east-1", "eu-west-1"), "a secret in region us-east-1", {},
-     None),
     # a policy bypassed
     ("policy", "context", "ssh_cidrs", ["0.0.0.0/1", "128.0.0.0/1"], "nor to it in halves", {}, None),
     ("policy", "env", "ssh_cidrs", "0.0.0.0/0", "narrower than the whole internet", {}, None),
