@@ -65,7 +65,9 @@ def test_directors_are_hardened(built):
     (profile_name, _), = resources(doc, "aws_iam_instance_profile").items()
     for director in directors(doc):
         assert director["ami"] == f"${{data.aws_ssm_parameter.{ami_name}.value}}"
-        assert director["lifecycle"]["ignore_changes"] == ["ami"], "a new AMI must not replace a running director"
+        assert director["lifecycle"]["ignore_changes"] == ["ami", "ebs_optimized"], (
+            "neither a new AMI nor EBS optimization may stop or replace a running director")
+        assert director["monitoring"] is True and director["ebs_optimized"] is True
         assert director["metadata_options"] == {"http_endpoint": "enabled", "http_tokens": "required",
                                                 "http_put_response_hop_limit": 1}
         assert director["root_block_device"] == {"encrypted": True, "volume_type": "gp3", "volume_size": 16}
