@@ -2,6 +2,7 @@
 way ``cdktf synth`` does, into OUTDIR.
 
     python benchmarks/synth_all.py OUTDIR [--coverage] [--stacks active-active,...] [--harbor-count N]
+        [--target local|aws]
 
 ``--coverage`` adds a stack holding one of every provider resource, data source and provider class that
 ``harbor_ha.aws`` imports, built from its required arguments only, so that the comparison of the fast and the
@@ -95,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stacks", type=lambda text: [name for name in text.split(",") if name],
                         help="comma-separated stack names (default: every stack that exists)")
     parser.add_argument("--harbor-count", type=int, help="the harbor_count setting (default: its default)")
+    parser.add_argument("--target", default="local", help="the target setting the stacks are built for")
     options = parser.parse_args(argv)
 
     from harbor_ha.app import build_app
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
     stacks = existing_stacks() if options.stacks is None else options.stacks
     sizes = {} if options.harbor_count is None else {"harbor_count": options.harbor_count}
-    app = build_app(HarborHaSettings(stacks=tuple(stacks), **sizes), outdir=options.outdir,
+    app = build_app(HarborHaSettings(stacks=tuple(stacks), target=options.target, **sizes), outdir=options.outdir,
                     local_endpoint=LOCAL_ENDPOINT) if stacks else App(outdir=options.outdir)
     if options.coverage or not stacks:
         add_coverage_stack(app)

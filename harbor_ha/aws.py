@@ -96,8 +96,8 @@ from cdktf_cdktf_provider_aws.data_aws_iam_policy_document import (  # noqa: E40
 )
 from cdktf_cdktf_provider_aws.data_aws_partition import DataAwsPartition  # noqa: E402
 from cdktf_cdktf_provider_aws.data_aws_region import DataAwsRegion  # noqa: E402
-from cdktf_cdktf_provider_aws.data_aws_secretsmanager_random_password import (  # noqa: E402
-    DataAwsSecretsmanagerRandomPassword,
+from cdktf_cdktf_provider_aws.data_aws_secretsmanager_secret_version import (  # noqa: E402
+    DataAwsSecretsmanagerSecretVersion,
 )
 from cdktf_cdktf_provider_aws.data_aws_ssm_parameter import DataAwsSsmParameter  # noqa: E402
 from cdktf_cdktf_provider_aws.db_instance import DbInstance  # noqa: E402
@@ -129,8 +129,8 @@ from cdktf_cdktf_provider_aws.route53_zone import Route53Zone  # noqa: E402
 from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket  # noqa: E402
 from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (  # noqa: E402
     S3BucketLifecycleConfiguration, S3BucketLifecycleConfigurationRule,
-    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload, S3BucketLifecycleConfigurationRuleFilter,
-    S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration,
+    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload, S3BucketLifecycleConfigurationRuleExpiration,
+    S3BucketLifecycleConfigurationRuleFilter, S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration,
 )
 from cdktf_cdktf_provider_aws.s3_bucket_ownership_controls import (  # noqa: E402
     S3BucketOwnershipControls, S3BucketOwnershipControlsRule,
@@ -158,3 +158,8 @@ from cdktf_cdktf_provider_aws.data_aws_vpc import DataAwsVpc  # noqa: E402
 from cdktf import Postcondition  # noqa: E402
 from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment  # noqa: E402
 from cdktf_cdktf_provider_aws.s3_object import S3Object  # noqa: E402
+from cdktf_cdktf_provider_aws.flow_log import FlowLog  # noqa: E402
+from cdktf_cdktf_provider_aws.s3_bucket_logging import S3BucketLoggingA  # noqa: E402
+from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup  # noqa: E402
+from cdktf_cdktf_provider_aws.cloudwatch_log_resource_policy import CloudwatchLogResourcePolicy  # noqa: E402
+from cdktf_cdktf_provider_aws.route53_query_log import Route53QueryLog  # noqa: E402

@@ -37,6 +37,9 @@ FREE_TYPES = frozenset({
     "aws_s3_object",
     # Billed per query (usage); the zone carries the monthly charge.
     "aws_route53_record",
+    # Logs are billed by the GB delivered and stored (usage): the flow logs, S3 access logs and DNS query logs.
+    "aws_flow_log", "aws_s3_bucket_logging", "aws_cloudwatch_log_group", "aws_route53_query_log",
+    "aws_cloudwatch_log_resource_policy",
 })
 
 
@@ -103,7 +106,8 @@ class Estimate:
 
 
 NOT_INCLUDED = ("data transfer, NAT gateway bytes ($0.045/GB), DNS queries, S3 requests, backups beyond the free "
-                "allowance, KMS key rotations after the first year, taxes")
+                "allowance, KMS key rotations after the first year, logs (flow, S3 access, DNS query and RDS "
+                "monitoring logs, billed by the GB), taxes")
 
 
 def load_prices(path: Path = PRICES) -> dict:
@@ -119,9 +123,11 @@ def estimate(doc: dict, stack: str, prices: dict | None = None, image_gib: float
                    for _, body in synthesized.resources("aws_eip")}
     eip_holders |= {synthesized.reference(body.get("instance_id"), "aws_instance")
                     for _, body in synthesized.resources("aws_eip_association")}
-    carriers = {synthesized.reference(body.get("bucket"), "aws_s3_bucket")
-                for _, body in synthesized.resources("aws_s3_object")}
-    context = _Context(prices, result, image_gib, eip_holders, carriers)
+    # Buckets that hold no images: the replication configurator's carrier (a few KB) and the log buckets (usage).
+    imageless_buckets = {synthesized.reference(body.get("bucket"), "aws_s3_bucket")
+                         for _, body in synthesized.resources("aws_s3_object")}
+    imageless_buckets |= synthesized.log_buckets()
+    context = _Context(prices, result, image_gib, eip_holders, imageless_buckets)
     for kind, address, body in synthesized.all_resources():
         if kind in FREE_TYPES:
             continue
@@ -144,7 +150,7 @@ class _Context:
     result: Estimate
     image_gib: float
     eip_holders: set
-    carriers: set
+    imageless_buckets: set
 
     def add(self, address: str, what: str, quantity: float, unit: str, unit_price: float) -> None:
         self.result.items.append(LineItem(address, what, quantity, unit, unit_price))
@@ -213,8 +219,8 @@ def _replication_group(ctx: _Context, address: str, body: dict) -> None:
 
 
 def _bucket(ctx: _Context, address: str, body: dict) -> None:
-    if address in ctx.carriers:
-        return  # holds the replication configurator and certificates: a few KB
+    if address in ctx.imageless_buckets:
+        return  # the replication configurator and certificates (a few KB), or logs (usage)
     name = body.get("bucket") or f"{body.get('bucket_prefix', '')}*"
     ctx.add(address, f"S3 Standard, {name} (assumed images)", ctx.image_gib, "GB-months",
             ctx.prices["s3_standard_gb_month"])

@@ -99,6 +99,8 @@ class StackRun:
         self.project_dir = Path(project_dir or os.getcwd()).resolve()
         base = settings or load_settings(self.project_dir)
         self.settings = base.replace(stacks=(stack,))
+        # Before any emulator, synth or terraform: what this stack cannot honour.
+        self.settings.check_for(stack)
         self.stack = stack
         self.stream = stream
         self.outdir = self.project_dir / "cdktf.out"

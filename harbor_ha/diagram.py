@@ -50,6 +50,10 @@ WIRING_TYPES = frozenset({
     # The LB pair's real-server list: configuration the directors read, drawn as the pair's arrows to the servers.
     "aws_ssm_parameter",
     "aws_s3_bucket_server_side_encryption_configuration", "aws_s3_bucket_versioning",
+    # Logging: flow logs and S3 access logs configure delivery to the log bucket (drawn); a zone's DNS query log
+    # group and its policy belong to the zone they log.
+    "aws_flow_log", "aws_s3_bucket_logging", "aws_route53_query_log", "aws_cloudwatch_log_group",
+    "aws_cloudwatch_log_resource_policy",
 })
 
 CLIENTS = "clients"
@@ -258,9 +262,10 @@ def _subnet_group_vpc(stack: SynthesizedStack, reference, kind: str, places) -> 
 def _buckets(stack: SynthesizedStack, arch: Architecture) -> None:
     carriers = {stack.reference(body.get("bucket"), "aws_s3_bucket"): address
                 for address, body in stack.resources("aws_s3_object")}
+    logs = stack.log_buckets()
     for address, body in stack.resources("aws_s3_bucket"):
         name = body.get("bucket") or f"{body.get('bucket_prefix', '')}*"
-        what = "replication carrier" if address in carriers else "image storage"
+        what = "replication carrier" if address in carriers else "logs" if address in logs else "image storage"
         arch.add(Node([address], f"S3 {what}\n{name}", "storage.SimpleStorageServiceS3Bucket",
                       (_region_key(stack.region(body)),)))
         if address in carriers:

@@ -14,7 +14,8 @@ from harbor_ha.target import LOCAL_ACCESS_KEY, local_endpoint
 # Every service whose resources or data sources harbor-ha synthesizes; tests check the list is complete.
 DEPLOYMENT_TAG_KEY = "harbor-ha:deployment"
 STACK_TAG_KEY = "harbor-ha:stack"
-LOCAL_SERVICES = ("ec2", "elasticache", "iam", "kms", "rds", "route53", "s3", "secretsmanager", "ssm", "sts")
+LOCAL_SERVICES = ("cloudwatchlogs", "ec2", "elasticache", "iam", "kms", "rds", "route53", "s3", "secretsmanager", "ssm",
+                  "sts")
 
 
 def deployment_tags(settings: HarborHaSettings) -> dict[str, str]:

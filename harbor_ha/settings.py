@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import ipaddress
 import json
 import os
 import re
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from harbor_ha import cloud_facts, rules
 from harbor_ha.harbor_config import hostname_problem
 from harbor_ha.harbor_release import DEFAULT_HARBOR_VERSION, parse_release, release_problem
 
@@ -37,18 +37,9 @@ TARGETS = ("local", "aws")
 DB_ENGINES = ("postgres",)
 NODE_STORAGE = ("s3", "ebs")
 STACK_NAMES = ("active-active", "active-standby", "master-slaves", "master-master")
-# Each stack's label in AWS names and tags: a stack's names start with ``<name>-<label>``, so the four stacks of
-# one deployment can live side by side in one account and region.
-STACK_LABELS = {"active-active": "aa", "active-standby": "as", "master-slaves": "ms", "master-master": "mm"}
 
-_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,18}[a-z0-9]$")
-_REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
-_INSTANCE_TYPE_RE = re.compile(r"^[a-z][a-z0-9-]*(\.[a-z0-9-]+){1,2}$")
 # tls_certificate's value for "each node makes its own certificate".
 SELF_SIGNED = "self-signed"
-SECRET_ARN_RE = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$")
-_VPC_ID_RE = re.compile(r"^vpc-[0-9a-f]{8,17}$")
-_SUBNET_ID_RE = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 
 
 @dataclass(frozen=True)
@@ -57,11 +48,13 @@ class HarborHaSettings:
 
     name: str = "harbor"
     """Deployment name. Every AWS name of a stack starts with ``<name>-<aa|as|ms|mm>`` (the stack), so the four
-    stacks of one deployment can share an account and region. Default ``harbor``. 2-20 of a-z 0-9 -."""
+    stacks of one deployment can share an account and region. Default ``harbor``. a-z 0-9 -, from 2 characters
+    to what the longest name the chosen stacks derive from it allows: 22 for active-active and active-standby,
+    21 for master-slaves, 20 for master-master."""
     target: str = "local"
     """Where to deploy: ``local`` (the embedded emulator) or ``aws``. Default ``local``."""
     region: str = "us-east-1"
-    """AWS region. Default ``us-east-1``."""
+    """AWS region, one of ``harbor_ha/cloud_facts.py``. Default ``us-east-1``."""
     availability_zones: tuple[str, ...] = ()
     """AZs to spread over, at least 2 in ``region``. Default: the region's ``a`` and ``b`` zones."""
     harbor_version: str = DEFAULT_HARBOR_VERSION
@@ -69,9 +62,9 @@ class HarborHaSettings:
     harbor_count: int = 2
     """Harbor servers in active-active (2-20). Default 2. active-standby has exactly 2."""
     harbor_instance_type: str = "m6i.large"
-    """EC2 type of a Harbor server. Default ``m6i.large``."""
+    """EC2 type of a Harbor server, x86_64 (active-standby: Nitro, keepalived binds ens5). Default ``m6i.large``."""
     lb_instance_type: str = "t3.small"
-    """EC2 type of a load-balancer VM (active-active only). Default ``t3.small``."""
+    """EC2 type of a load-balancer VM (active-active only), x86_64 Nitro. Default ``t3.small``."""
     harbor_volume_gib: int = 100
     """Root volume of a Harbor server in GiB (20-16384). Default 100."""
     db_engine: str = "postgres"
@@ -119,7 +112,7 @@ class HarborHaSettings:
     """Directory of a Terraform provider filesystem mirror (air-gapped installs). Default: found
     automatically in the usual places, else the public registry."""
     tags: Mapping[str, str] = field(default_factory=dict)
-    """Tags put on every resource, besides ``harbor-ha:deployment`` and ``harbor-ha:stack``. Default none."""
+    """Tags put on every resource, besides harbor-ha's own (``harbor-ha:*``, ``Name``), at most 46. Default none."""
     stacks: tuple[str, ...] = STACK_NAMES
     """Which stacks ``main.py`` builds (``harbor-ha up STACK`` builds that one). Default: all four."""
 
@@ -138,10 +131,10 @@ class HarborHaSettings:
 
     @property
     def resource_prefix(self) -> str:
-        """Prefix of the AWS names of the stack these settings build: ``<name>-<stack label>`` (``harbor-aa``,
-        23 characters at most), so that no two stacks of a deployment share a name. Settings naming several
+        """Prefix of the AWS names of the stack these settings build: ``<name>-<stack label>`` (``harbor-aa``;
+        ``name``'s limit keeps every name derived from it within AWS's), so that no two stacks of a deployment share a name. Settings naming several
         stacks (constructs in a stack of your own) give ``name`` alone."""
-        return f"{self.name}-{STACK_LABELS[self.stack]}" if self.stack else self.name
+        return rules.stack_prefix(self.name, self.stack) if self.stack else self.name
 
     @property
     def harbor_version_tuple(self) -> tuple[int, int, int]:
@@ -163,20 +156,26 @@ class HarborHaSettings:
 
     # ---- validation -----------------------------------------------------------------------------
     def problems(self) -> list[str]:
-        """Every invalid value, one sentence each naming the setting, the value and what is allowed."""
+        """Every invalid value, one sentence each naming the setting, the value and what is allowed. The rules
+        are the constructs' own (``harbor_ha.rules``), and the facts about AWS ``harbor_ha.cloud_facts``'."""
         p = _Problems()
-        p.check(_NAME_RE.match(self.name or ""), "name", self.name,
-                "2-20 characters of lower-case letters, digits and '-', starting with a letter")
-        p.check(self.target in TARGETS, "target", self.target, _one_of(TARGETS))
+        stacks = [stack for stack in self.stacks if stack in STACK_NAMES] or list(STACK_NAMES)
+        longest = rules.longest_name(stacks)
+        name_ok = rules.DEPLOYMENT_NAME.ok(self.name) and rules.MIN_NAME <= len(self.name) <= longest
+        p.check(name_ok, "name", self.name,
+                f"{rules.MIN_NAME}-{longest} characters of {rules.DEPLOYMENT_NAME.allowed} (the longest name that "
+                f"fits every name {', '.join(stacks)} derive from it: AWS limits those)")
+        p.rule(rules.one_of(TARGETS), "target", self.target)
         for key in ("region", "secondary_region"):
-            value = getattr(self, key)
-            p.check(_REGION_RE.match(value or ""), key, value, "an AWS region name such as us-east-1")
+            p.rule(rules.REGION, key, getattr(self, key))
         if self.availability_zones:
-            p.check(len(set(self.availability_zones)) >= 2, "availability_zones", self.availability_zones,
-                    "at least 2 distinct zones")
-            for zone in self.availability_zones:
-                p.check(zone.startswith(self.region) and len(zone) == len(self.region) + 1,
-                        "availability_zones", zone, f"zones of region {self.region}, such as {self.region}a")
+            zones = self.availability_zones
+            p.rule(rules.ZONES, "availability_zones", zones)
+            known = cloud_facts.zones_of(self.region)
+            unknown = [zone for zone in zones if zone not in known]
+            if unknown:
+                p.add("availability_zones", unknown[0] if len(unknown) == 1 else unknown,
+                      f"zones of region {self.region}: " + (", ".join(known) or "none known"))
         release = release_problem(self.harbor_version)
         p.check(release is None, "harbor_version", self.harbor_version, release or "")
         p.check(self.db_engine in DB_ENGINES, "db_engine", self.db_engine,
@@ -184,68 +183,67 @@ class HarborHaSettings:
                 "goharbor/harbor#4855); for a legacy Harbor below 1.6 on MariaDB, which you install yourself, "
                 "use the HarborDatabase construct with engine='mariadb'" if self.db_engine == "mariadb"
                 else _one_of(DB_ENGINES))
-        if self.db_engine_version:
-            p.check(re.match(r"^\d+(\.\d+){0,2}$", self.db_engine_version), "db_engine_version",
-                    self.db_engine_version, "an engine version such as 16 or 16.4")
-        p.check(re.match(r"^\d+\.\d+$", self.redis_engine_version or ""), "redis_engine_version",
-                self.redis_engine_version, "a Redis version such as 7.1")
-        for key in ("harbor_instance_type", "lb_instance_type"):
-            value = getattr(self, key)
-            p.check(_INSTANCE_TYPE_RE.match(value or "") and not value.startswith(("db.", "cache.")), key,
-                    value, "an EC2 instance type such as m6i.large")
-        p.check(_INSTANCE_TYPE_RE.match(self.db_instance_class or "") and self.db_instance_class.startswith("db."),
-                "db_instance_class", self.db_instance_class, "an RDS instance class such as db.m6g.large")
-        p.check(_INSTANCE_TYPE_RE.match(self.cache_node_type or "") and self.cache_node_type.startswith("cache."),
-                "cache_node_type", self.cache_node_type, "an ElastiCache node type such as cache.t4g.medium")
-        p.whole("harbor_count", self.harbor_count, 2, 20)
-        p.whole("harbor_volume_gib", self.harbor_volume_gib, 20, 16384)
-        p.whole("db_allocated_storage_gib", self.db_allocated_storage_gib, 20, 65536)
-        p.whole("db_backup_retention_days", self.db_backup_retention_days, 1, 35)
-        p.whole("cache_node_count", self.cache_node_count, 2, 6)
-        p.whole("replica_count", self.replica_count, 1, 10)
+        if self.db_engine_version and self.db_engine in DB_ENGINES:
+            p.rule(rules.ENGINE_VERSIONS[self.db_engine], "db_engine_version", self.db_engine_version)
+        p.rule(rules.REDIS_VERSION, "redis_engine_version", self.redis_engine_version)
+        p.rule(rules.INSTANCE_TYPE, "harbor_instance_type", self.harbor_instance_type)
+        p.rule(rules.VRRP_INSTANCE_TYPE, "lb_instance_type", self.lb_instance_type)
+        p.rule(rules.DB_INSTANCE_CLASS, "db_instance_class", self.db_instance_class)
+        p.rule(rules.CACHE_NODE_TYPE, "cache_node_type", self.cache_node_type)
+        p.rule(rules.FLEET_SIZE, "harbor_count", self.harbor_count)
+        p.rule(rules.VOLUME_GIB, "harbor_volume_gib", self.harbor_volume_gib)
+        p.rule(rules.DB_STORAGE_GIB, "db_allocated_storage_gib", self.db_allocated_storage_gib)
+        p.rule(rules.DB_BACKUP_DAYS, "db_backup_retention_days", self.db_backup_retention_days)
+        p.rule(rules.CACHE_NODES, "cache_node_count", self.cache_node_count)
+        p.rule(rules.REPLICAS, "replica_count", self.replica_count)
         p.check(self.deletion_protection is None or isinstance(self.deletion_protection, bool),
                 "deletion_protection", self.deletion_protection, "true or false")
         if self.hostname:
             problem = hostname_problem(self.hostname)
             p.check(problem is None, "hostname", self.hostname, problem or "")
-        p.check(self.tls_certificate == SELF_SIGNED or SECRET_ARN_RE.match(self.tls_certificate or ""),
-                "tls_certificate", self.tls_certificate,
-                "'self-signed' or the ARN of a Secrets Manager secret (arn:aws:secretsmanager:...)")
-        for cidr in self.ssh_cidrs:
-            network = _network(cidr)
-            p.check(network is not None, "ssh_cidrs", cidr, "IPv4 networks such as 192.0.2.0/24")
-            if network is not None and network.prefixlen == 0:
-                p.add("ssh_cidrs", cidr, "a network narrower than the whole internet (SSH is never opened to all)")
-        for cidr in self.admin_cidrs:
-            p.check(_network(cidr) is not None, "admin_cidrs", cidr, "IPv4 networks such as 0.0.0.0/0")
+        if self.tls_certificate != SELF_SIGNED:
+            p.check(rules.SECRET_ARN.ok(self.tls_certificate), "tls_certificate", self.tls_certificate,
+                    f"'self-signed' or {rules.SECRET_ARN.allowed}")
+        self._check_networks(p, "ssh_cidrs", self.ssh_cidrs, rules.SSH_CIDR, rules.MAX_SSH_CIDRS)
+        self._check_networks(p, "admin_cidrs", self.admin_cidrs, rules.CLIENT_CIDR, rules.MAX_CLIENT_CIDRS)
         p.check(len(self.admin_cidrs) >= 1, "admin_cidrs", self.admin_cidrs, "at least one network")
-        vpc = _network(self.vpc_cidr)
-        p.check(vpc is not None and 16 <= vpc.prefixlen <= 22 and vpc.is_private, "vpc_cidr", self.vpc_cidr,
-                "a private IPv4 network from /16 to /22, such as 10.40.0.0/16")
+        p.rule(rules.VPC_CIDR, "vpc_cidr", self.vpc_cidr)
         if self.vpc_id:
-            p.check(_VPC_ID_RE.match(self.vpc_id), "vpc_id", self.vpc_id, "an id such as vpc-0123456789abcdef0")
+            p.rule(rules.VPC_ID, "vpc_id", self.vpc_id)
             for key in ("public_subnet_ids", "private_subnet_ids"):
-                ids = getattr(self, key)
-                p.check(len(ids) >= 2 and all(_SUBNET_ID_RE.match(i) for i in ids), key, ids,
-                        "with vpc_id: at least 2 subnet ids such as subnet-0123456789abcdef0")
+                p.rule(rules.SUBNET_IDS, key, getattr(self, key))
+            p.check(rules.SUBNET_PAIRS.ok((self.public_subnet_ids, self.private_subnet_ids)), "public_subnet_ids",
+                    self.public_subnet_ids, rules.SUBNET_PAIRS.allowed)
         elif self.public_subnet_ids or self.private_subnet_ids:
             p.add("vpc_id", self.vpc_id, "the id of the VPC that holds the given subnets (subnet ids need vpc_id)")
         for stack in self.stacks:
             p.check(stack in STACK_NAMES, "stacks", stack, _one_of(STACK_NAMES))
         p.check(len(self.stacks) >= 1, "stacks", self.stacks, "at least one of " + ", ".join(STACK_NAMES))
-        p.check(self.node_storage in NODE_STORAGE, "node_storage", self.node_storage, _one_of(NODE_STORAGE))
+        p.check(len(set(self.stacks)) == len(self.stacks), "stacks", self.stacks, "each stack once")
+        p.rule(rules.one_of(NODE_STORAGE), "node_storage", self.node_storage)
         if self.provider_mirror:
             mirror = Path(self.provider_mirror)
-            p.check((mirror / "registry.terraform.io").is_dir(), "provider_mirror", self.provider_mirror,
-                    "a directory holding registry.terraform.io/hashicorp/aws/<version>/<os_arch>")
+            p.check(rules.MIRROR_PATH.ok(self.provider_mirror) and (mirror / "registry.terraform.io").is_dir(),
+                    "provider_mirror", self.provider_mirror, "a directory holding registry.terraform.io/hashicorp/"
+                    f"aws/<version>/<os_arch>, named by {rules.MIRROR_PATH.allowed}")
         if not isinstance(self.tags, Mapping):
             p.add("tags", self.tags, "an object of string keys and values")
         else:
-            for key, value in self.tags.items():
-                p.check(isinstance(key, str) and isinstance(value, str) and 0 < len(key) <= 128
-                        and len(value) <= 256 and not key.lower().startswith("aws:"), "tags", {key: value},
-                        "string keys (1-128 chars, not starting with 'aws:') and string values (<= 256)")
+            p.check(len(self.tags) <= rules.MAX_USER_TAGS, "tags", f"{len(self.tags)} tags",
+                    f"at most {rules.MAX_USER_TAGS} (AWS allows 50 per resource; harbor-ha puts on up to "
+                    f"{len(rules.OWN_TAGS)} of its own: {', '.join(rules.OWN_TAGS)})")
+            for item in self.tags.items():
+                p.check(rules.TAG.ok(item), "tags", {item[0]: item[1]}, rules.TAG.allowed)
         return p.messages
+
+    @staticmethod
+    def _check_networks(p: "_Problems", key: str, cidrs: tuple[str, ...], rule: "rules.Rule", most: int) -> None:
+        bad = [cidr for cidr in cidrs if not rule.ok(cidr)]
+        if bad:
+            p.add(key, bad[0] if len(bad) == 1 else bad, rule.allowed)
+        p.check(len(set(cidrs)) == len(cidrs), key, cidrs, "each network once (AWS refuses a duplicate rule)")
+        p.check(len(cidrs) <= most, key, f"{len(cidrs)} networks",
+                f"at most {most} (each is a rule of a security group, which holds 60)")
 
     def validate(self) -> None:
         problems = self.problems()
@@ -259,6 +257,9 @@ class HarborHaSettings:
         if stack == "active-standby":
             if "harbor_count" in self.explicit and self.harbor_count != 2:
                 p.add("harbor_count", self.harbor_count, "2 (active-standby is always two nodes); leave it unset")
+            if not rules.VRRP_INSTANCE_TYPE.ok(self.harbor_instance_type):
+                p.add("harbor_instance_type", self.harbor_instance_type,
+                      f"{rules.VRRP_INSTANCE_TYPE.allowed}: active-standby runs keepalived on the Harbor nodes")
             if "lb_instance_type" in self.explicit:
                 p.add("lb_instance_type", self.lb_instance_type,
                       "nothing: active-standby has no load-balancer VMs; leave it unset")
@@ -305,9 +306,8 @@ class _Problems:
         if not ok:
             self.add(key, value, allowed)
 
-    def whole(self, key: str, value: Any, low: int, high: int) -> None:
-        ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
-        self.check(ok, key, value, f"a whole number from {low} to {high}")
+    def rule(self, rule: "rules.Rule", key: str, value: Any) -> None:
+        self.check(rule.ok(value), key, value, rule.allowed)
 
 
 # ---- reading the sources --------------------------------------------------------------------------
@@ -327,7 +327,10 @@ def load_settings(project_dir: str | os.PathLike | None = None,
     cdktf_json = root / "cdktf.json"
     if cdktf_json.is_file():
         context = _read_json(cdktf_json, problems).get("context", {})
-        _merge(values, origin, context.get(CONTEXT_KEY, {}), "cdktf.json context.harborHa", problems)
+        if isinstance(context, Mapping):
+            _merge(values, origin, context.get(CONTEXT_KEY, {}), "cdktf.json context.harborHa", problems)
+        else:
+            problems.append(f"{cdktf_json} context = {_show(context)}: allowed is a JSON object")
 
     config_path = environ.get(f"{ENV_PREFIX}CONFIG")
     config_file = Path(config_path) if config_path else root / CONFIG_FILE_NAME
@@ -380,7 +383,7 @@ def _coerce(key: str, raw: Any, from_text: bool) -> Any:
             raise ValueError("a list of strings (in the environment: comma-separated)")
         return tuple(raw)
     if kind == "int":
-        if from_text and isinstance(raw, str) and re.match(r"^-?\d+$", raw.strip()):
+        if from_text and isinstance(raw, str) and re.fullmatch(r"-?\d+", raw.strip()):
             return int(raw)
         if isinstance(raw, bool) or not isinstance(raw, int):
             raise ValueError("a whole number")
@@ -429,12 +432,6 @@ def _with_origin(message: str, origin: Mapping[str, str]) -> str:
     return f"{message} (set in {origin[key]})" if key in origin else message
 
 
-def _network(cidr: str) -> ipaddress.IPv4Network | None:
-    try:
-        network = ipaddress.ip_network(cidr, strict=True)
-    except (TypeError, ValueError):
-        return None
-    return network if isinstance(network, ipaddress.IPv4Network) else None
 
 
 def _one_of(options: tuple[str, ...]) -> str:

@@ -76,3 +76,11 @@ class SynthesizedStack:
         """The first resource of type ``kind`` that ``value`` refers to, if any."""
         found = self.references(value, kind)
         return found[0] if found else None
+
+    def log_buckets(self) -> set[str]:
+        """The buckets that receive logs: S3 access logs and VPC flow logs."""
+        found = {self.reference(body.get("target_bucket"), "aws_s3_bucket")
+                 for _, body in self.resources("aws_s3_bucket_logging")}
+        found |= {self.reference(body.get("log_destination"), "aws_s3_bucket")
+                  for _, body in self.resources("aws_flow_log")}
+        return found - {None}

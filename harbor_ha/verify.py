@@ -227,10 +227,16 @@ def check_bucket(values: dict, live: Live, by_type: dict, zones: tuple) -> list[
         block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
     except ClientError:  # no public access block
         block = {}
+    # SSE-KMS, except where the stack chose SSE-S3 (a log bucket: S3 delivers access logs only there).
+    intended = {rule["apply_server_side_encryption_by_default"][0]["sse_algorithm"]
+                for config in by_type.get("aws_s3_bucket_server_side_encryption_configuration", [])
+                if config["bucket"] == bucket for rule in config["rule"]} or {"aws:kms"}
+    wanted = {"AES256"} if intended == {"AES256"} else {"aws:kms", "aws:kms:dsse"}
     return [
         Check(status == "Enabled", f"bucket {bucket} is versioned ({status})"),
-        Check(bool(algorithms) and algorithms <= {"aws:kms", "aws:kms:dsse"},
-              f"bucket {bucket} is encrypted with SSE-KMS ({', '.join(sorted(algorithms)) or 'none'})"),
+        Check(bool(algorithms) and algorithms <= wanted,
+              f"bucket {bucket} is encrypted with {'SSE-S3' if wanted == {'AES256'} else 'SSE-KMS'} "
+              f"({', '.join(sorted(algorithms)) or 'none'})"),
         Check(len(block) == 4 and all(block.values()), f"bucket {bucket} blocks all public access"),
     ]
 

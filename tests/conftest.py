@@ -92,6 +92,23 @@ def resources(doc: dict, kind: str) -> dict:
     return doc.get("resource", {}).get(kind, {})
 
 
+def written_once_from_a_generator(doc: dict, version: dict) -> dict:
+    """The ephemeral password generator whose value ``version`` (a secret version) writes once, write-only,
+    keeping a value written before as a plain secret_string; asserts that shape."""
+    match = re.fullmatch(r"\$\{ephemeral\.aws_secretsmanager_random_password\.([^.]+)\.random_password\}",
+                         version["secret_string_wo"])
+    assert match and "secret_string" not in version, version
+    assert version["secret_string_wo_version"] == 1
+    assert version["lifecycle"] == {"ignore_changes": ["secret_string", "secret_string_wo_version"]}
+    return doc["ephemeral"]["aws_secretsmanager_random_password"][match[1]]
+
+
+def image_buckets(doc: dict) -> dict:
+    """The S3 buckets of a synthesized stack but the log buckets (``<name>-logs-...``), by name."""
+    return {name: bucket for name, bucket in resources(doc, "aws_s3_bucket").items()
+            if "-logs-" not in bucket.get("bucket_prefix", "")}
+
+
 @pytest.fixture(scope="module")
 def moto_endpoint():
     """URL of a moto server on loopback, fresh for each test module."""
@@ -141,3 +158,26 @@ def default_docs(app) -> dict[str, dict]:
     settings = HarborHaSettings()
     return {name: json.loads(CdktfTesting.synth(stack_class(name)(
         app, f"defaults-{name}", settings=settings, local_endpoint=TEST_LOCAL_ENDPOINT))) for name in STACK_NAMES}
+
+
+TARGETS = ("local", "aws")
+
+
+@pytest.fixture(scope="session")
+def synthesized_stacks(tmp_path_factory) -> dict[tuple[str, str], Path]:
+    """(target, stack) -> the ``cdk.tf.json`` of every existing stack, synthesized for both targets the way
+    ``cdktf synth`` writes it (an App of its own per target, in a subprocess: the session App stays the only
+    one here, and ``Testing.synth`` would drop the resources' ``//`` comments)."""
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("synthesized")
+    files = {}
+    for target in TARGETS:
+        done = subprocess.run([sys.executable, str(PROJECT / "benchmarks" / "synth_all.py"), str(root / target),
+                               "--target", target], capture_output=True, text=True, timeout=600,
+                              env={**os.environ, "PYTHONPATH": str(PROJECT)})
+        assert done.returncode == 0, done.stderr[-3000:]
+        for stack in json.loads(done.stdout.splitlines()[-1])["stacks"]:
+            files[(target, stack)] = root / target / "stacks" / stack / "cdk.tf.json"
+    return files

@@ -73,18 +73,21 @@ def check_user_data(user_data: str, tmp_path: Path) -> dict[str, str]:
 
 
 def check_hardened(doc: dict, instance: dict, volume_gib: int) -> None:
-    """IMDSv2 with hop limit 2, encrypted gp3 root volume, monitoring, AMI from SSM, update policy."""
+    """IMDSv2 with hop limit 2, encrypted gp3 root volume, monitoring, EBS-optimized, AMI from SSM, update
+    policy."""
     assert instance["metadata_options"] == {"http_endpoint": "enabled", "http_tokens": "required",
                                             "http_put_response_hop_limit": 2}
     root = instance["root_block_device"]
     assert (root["encrypted"], root["volume_type"], root["volume_size"]) == (True, "gp3", volume_gib)
     assert root["kms_key_id"].startswith("${aws_kms_key.")
-    assert instance["monitoring"] is True
+    assert instance["monitoring"] is True and instance["ebs_optimized"] is True
     health = ['tags["harbor-ha:health"]', 'tags_all["harbor-ha:health"]']
     if instance.get("user_data_replace_on_change"):
-        assert instance["lifecycle"]["ignore_changes"] == ["ami", *health], "a fleet node rolls on new user-data"
+        assert instance["lifecycle"]["ignore_changes"] == ["ami", *health, "ebs_optimized"], \
+            "a fleet node rolls on new user-data"
     else:
-        assert instance["lifecycle"]["ignore_changes"] == ["ami", *health, "user_data"], "standalone: data on it"
+        assert instance["lifecycle"]["ignore_changes"] == ["ami", *health, "user_data", "ebs_optimized"], \
+            "standalone: data on it"
     (name, parameter), = doc["data"]["aws_ssm_parameter"].items()
     assert parameter["name"] == AL2023_X86_64
     assert instance["ami"] == f"${{data.aws_ssm_parameter.{name}.value}}"

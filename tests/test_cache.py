@@ -12,6 +12,7 @@ from harbor_ha.constructs.cache import HarborCache, HarborCacheProps
 from harbor_ha.settings import HarborHaSettings
 from harbor_ha.stacks.base import HarborHaStack
 
+from conftest import written_once_from_a_generator
 from data_tier_helpers import ASSUME_EC2, PRIVATE_SUBNETS, VPC, assert_grants_secret_read, assert_rejected, one
 
 
@@ -57,11 +58,11 @@ def test_auth_token_is_generated_once_into_an_encrypted_secret(app, stack_id, se
     assert secret["kms_key_id"] == f"${{aws_kms_key.{key_name}.arn}}"
     version_name, version = one(doc, "aws_secretsmanager_secret_version")
     assert version["secret_id"] == f"${{aws_secretsmanager_secret.{secret_name}.id}}"
-    assert version["lifecycle"] == {"ignore_changes": ["secret_string"]}, "a new random value on each plan must not replace it"
-    (generator_name, generator), = doc["data"]["aws_secretsmanager_random_password"].items()
+    generator = written_once_from_a_generator(doc, version)
     assert (generator["password_length"], generator["exclude_punctuation"]) == (64, True)
-    assert version["secret_string"] == f"${{data.aws_secretsmanager_random_password.{generator_name}.random_password}}"
-    assert group["auth_token"] == f"${{aws_secretsmanager_secret_version.{version_name}.secret_string}}"
+    (read_name, read), = doc["data"]["aws_secretsmanager_secret_version"].items()
+    assert read["depends_on"] == [f"aws_secretsmanager_secret_version.{version_name}"]
+    assert group["auth_token"] == f"${{data.aws_secretsmanager_secret_version.{read_name}.secret_string}}"
     assert cache.auth_token_secret_arn.startswith("${TfToken[")
 
 

@@ -88,7 +88,7 @@ def test_no_secret_material_in_the_synthesized_json(synthesized):
     (db,) = resources(doc, "aws_db_instance").values()
     assert "password" not in db and db["manage_master_user_password"] is True
     (group,) = resources(doc, "aws_elasticache_replication_group").values()
-    assert group["auth_token"].startswith("${aws_secretsmanager_secret_version.")
+    assert group["auth_token"].startswith("${data.aws_secretsmanager_secret_version.")
     assert "output" not in doc, "the data tier exports no values, least of all secrets"
 
 

@@ -40,7 +40,8 @@ def test_postgres_defaults_are_multi_az_encrypted_tls_only_with_a_managed_passwo
         "iam_database_authentication_enabled": True, "publicly_accessible": False, "backup_retention_period": 7,
         "copy_tags_to_snapshot": True, "deletion_protection": True, "skip_final_snapshot": False,
         "final_snapshot_identifier": "harbor-registry-final", "auto_minor_version_upgrade": True,
-        "enabled_cloudwatch_logs_exports": ["postgresql", "upgrade"], "performance_insights_enabled": False,
+        "enabled_cloudwatch_logs_exports": ["postgresql", "upgrade"], "performance_insights_enabled": True,
+        "performance_insights_kms_key_id": key_arn, "monitoring_interval": 60,
         "allocated_storage": 50, "instance_class": "db.m6g.large", "storage_type": "gp3",
     }
     assert {k: db.get(k) for k in expected} == expected

@@ -4,6 +4,7 @@ destroy that leaves nothing behind. One fresh emulator per module, state in a te
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import shutil
@@ -15,9 +16,10 @@ import pytest
 from harbor_ha import deploy
 from harbor_ha.local import emulator
 from harbor_ha.stacks import STACK_CLASSES
-from harbor_ha.target import LOCAL_ACCESS_KEY
+from harbor_ha.target import LOCAL_ACCESS_KEY, terraform_state_dir
 from harbor_ha.verify import resources_by_type, same_role, state_resources, verify, vip_associations, vip_holder
 from conftest import PROJECT, require_tool
+from secret_scan import find_secrets, state_without_the_redis_token
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
@@ -61,6 +63,25 @@ def _take_a_kms_alias(root, stack: str, kms) -> str:
     assert names, f"{stack} has no KMS alias with a fixed name to collide with"
     kms.create_alias(AliasName=names[-1], TargetKeyId=kms.create_key()["KeyMetadata"]["KeyId"])
     return names[-1]
+
+
+def _secrets_in_state(root, stack: str, endpoint: str, outputs: dict) -> list[str]:
+    """Plaintext secrets in the stack's Terraform state, by pattern and by every secret value the emulator
+    holds, apart from the Redis token (marked sensitive, the one secret AWS leaves no other way to hold)."""
+    state = json.loads((terraform_state_dir(root, "local") / f"{stack}.tfstate").read_text())
+    redis = [outputs["redis_auth_secret_arn"]] if "redis_auth_secret_arn" in outputs else []
+    known, tokens = [], []
+    for region in ("us-east-1", "us-west-2"):
+        secrets = boto3.client("secretsmanager", endpoint_url=endpoint, region_name=region,
+                               aws_access_key_id=LOCAL_ACCESS_KEY, aws_secret_access_key=LOCAL_ACCESS_KEY)
+        for secret in secrets.list_secrets()["SecretList"]:
+            with contextlib.suppress(secrets.exceptions.ResourceNotFoundException):
+                value = secrets.get_secret_value(SecretId=secret["ARN"])["SecretString"]
+                (tokens if secret["ARN"] in redis else known).append(value)
+    assert known, "the deployment holds secrets (admin password, database) to look for"
+    assert len(tokens) == len(redis), "the Redis token is read back too"
+    rest, problems = state_without_the_redis_token(state, tokens)
+    return problems + find_secrets(rest, known=known)
 
 
 def _failover(endpoint: str, state: dict) -> list[str]:
@@ -115,6 +136,7 @@ def test_stack_lifecycle(stack, project):
     assert outputs
 
     assert all(c.ok for c in timed("verify", verify)), "verify failed on a fresh deployment"
+    assert _secrets_in_state(root, stack, endpoint, outputs) == [], "a plaintext secret in the Terraform state"
     assert timed("plan", deploy.plan_is_empty, stream=True), "a plan right after apply wants changes"
 
     state = deploy.StackRun(stack, project_dir=root).ready().state()

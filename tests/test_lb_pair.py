@@ -66,9 +66,9 @@ def test_directors_are_hardened(built):
     for director in directors(doc):
         assert director["ami"] == f"${{data.aws_ssm_parameter.{ami_name}.value}}"
         ignored = director["lifecycle"]["ignore_changes"]
-        assert ignored[0] == "ami", "a new AMI must not replace a running director"
-        assert ignored[1:] == ['tags["harbor-ha:lb-pool"]', 'tags_all["harbor-ha:lb-pool"]'], "lb-pool's own report"
-        assert "user_data" not in ignored
+        assert ignored == ["ami", 'tags["harbor-ha:lb-pool"]', 'tags_all["harbor-ha:lb-pool"]', "ebs_optimized"], (
+            "neither a new AMI nor EBS optimization may stop or replace a running director; lb-pool's own report")
+        assert director["monitoring"] is True and director["ebs_optimized"] is True
         assert director["metadata_options"] == {"http_endpoint": "enabled", "http_tokens": "required",
                                                 "http_put_response_hop_limit": 1}
         assert director["root_block_device"] == {"encrypted": True, "volume_type": "gp3", "volume_size": 16}

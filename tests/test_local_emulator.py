@@ -34,6 +34,7 @@ SERVICE_OF_PREFIX = {
     "aws_s3": "s3", "aws_iam_policy_document": None, "aws_iam": "iam", "aws_kms": "kms", "aws_db": "rds",
     "aws_rds": "rds", "aws_elasticache": "elasticache", "aws_secretsmanager": "secretsmanager", "aws_ssm": "ssm",
     "aws_route53": "route53", "aws_caller_identity": "sts", "aws_region": None, "aws_partition": None,
+    "aws_flow_log": "ec2", "aws_cloudwatch_log": "cloudwatchlogs",
 }
 
 

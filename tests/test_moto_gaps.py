@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import boto3
 import pytest
 
@@ -206,3 +208,41 @@ def test_duplicate_cache_subnet_groups_are_refused(endpoint):
     with pytest.raises(elasticache.exceptions.CacheSubnetGroupAlreadyExistsFault):
         elasticache.create_cache_subnet_group(CacheSubnetGroupName="taken", CacheSubnetGroupDescription="second",
                                               SubnetIds=second)
+
+
+def test_keep_performance_insights(endpoint):
+    rds = client(endpoint, "rds")
+    rds.create_db_instance(DBInstanceIdentifier="insights", DBInstanceClass="db.m6g.large", Engine="postgres",
+                           AllocatedStorage=20, MasterUsername="harbor", MasterUserPassword="not-a-real-one-1",
+                           EnablePerformanceInsights=True, PerformanceInsightsRetentionPeriod=7,
+                           PerformanceInsightsKMSKeyId="arn:aws:kms:us-east-1:123456789012:key/insights")
+    described = rds.describe_db_instances(DBInstanceIdentifier="insights")["DBInstances"][0]
+    assert (described["PerformanceInsightsEnabled"], described["PerformanceInsightsRetentionPeriod"]) == (True, 7)
+    assert described["PerformanceInsightsKMSKeyId"].endswith("key/insights")
+    rds.modify_db_instance(DBInstanceIdentifier="insights", EnablePerformanceInsights=False, ApplyImmediately=True)
+    described = rds.describe_db_instances(DBInstanceIdentifier="insights")["DBInstances"][0]
+    assert described["PerformanceInsightsEnabled"] is False
+
+
+def test_accept_query_log_group_arn(endpoint):
+    logs, route53 = client(endpoint, "logs"), client(endpoint, "route53")
+    logs.create_log_group(logGroupName="/aws/route53/gap.example")
+    zone = route53.create_hosted_zone(Name="gap.example", CallerReference="gap")["HostedZone"]["Id"].split("/")[-1]
+    arn = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/route53/gap.example"
+    config = route53.create_query_logging_config(HostedZoneId=zone, CloudWatchLogsLogGroupArn=arn)
+    assert (config["QueryLoggingConfig"]["HostedZoneId"], config["QueryLoggingConfig"]["CloudWatchLogsLogGroupArn"]) \
+        == (zone, arn)
+
+
+def test_read_logging_target_policies_with_any_principal(endpoint):
+    s3 = client(endpoint, "s3")
+    for bucket in ("access-logs", "logged"):
+        s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_policy(Bucket="access-logs", Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "arn:aws:s3:::access-logs/*",
+         "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+        {"Effect": "Allow", "Principal": {"Service": "logging.s3.amazonaws.com"}, "Action": "s3:PutObject",
+         "Resource": "arn:aws:s3:::access-logs/*"}]}))
+    s3.put_bucket_logging(Bucket="logged", BucketLoggingStatus={"LoggingEnabled": {
+        "TargetBucket": "access-logs", "TargetPrefix": "s3/logged/"}})
+    assert s3.get_bucket_logging(Bucket="logged")["LoggingEnabled"]["TargetBucket"] == "access-logs"

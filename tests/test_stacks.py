@@ -18,7 +18,7 @@ from harbor_ha.settings import STACK_NAMES, HarborHaSettings
 from harbor_ha.stacks import stack_class
 from harbor_ha.terraform_config import terraform_env
 
-from conftest import IN_CI, PROJECT, TEST_LOCAL_ENDPOINT, CdktfTesting, require_tool, resources
+from conftest import IN_CI, PROJECT, TEST_LOCAL_ENDPOINT, CdktfTesting, image_buckets, require_tool, resources
 from harbor_vm_helpers import PLAINTEXT_SECRETS, policy_statements, without_references, written_files
 from test_keepalived import check_installed_config
 
@@ -93,11 +93,15 @@ def test_active_active_holds_the_whole_topology(stacks):
     assert redis["automatic_failover_enabled"] is True and redis["multi_az_enabled"] is True
     # at_rest_encryption_enabled is a string in provider 5.100.
     assert redis["transit_encryption_enabled"] is True and str(redis["at_rest_encryption_enabled"]) == "true"
-    (versioning,) = resources(doc, "aws_s3_bucket_versioning").values()
+    (bucket,) = image_buckets(doc)
+    of_bucket = {kind: [r for r in resources(doc, kind).values() if r["bucket"] == f"${{aws_s3_bucket.{bucket}.id}}"]
+                 for kind in ("aws_s3_bucket_versioning", "aws_s3_bucket_server_side_encryption_configuration",
+                              "aws_s3_bucket_public_access_block")}
+    (versioning,) = of_bucket["aws_s3_bucket_versioning"]
     assert versioning["versioning_configuration"]["status"] == "Enabled"
-    (sse,) = resources(doc, "aws_s3_bucket_server_side_encryption_configuration").values()
+    (sse,) = of_bucket["aws_s3_bucket_server_side_encryption_configuration"]
     assert sse["rule"][0]["apply_server_side_encryption_by_default"]["sse_algorithm"] == "aws:kms"
-    (block,) = resources(doc, "aws_s3_bucket_public_access_block").values()
+    (block,) = of_bucket["aws_s3_bucket_public_access_block"]
     assert all(block[k] for k in ("block_public_acls", "block_public_policy", "ignore_public_acls",
                                   "restrict_public_buckets"))
     assert set(doc["output"]) >= {"harbor_url", "vip_address", "harbor_private_ips", "db_endpoint", "redis_endpoint",
@@ -111,8 +115,9 @@ def test_active_standby_is_two_harbors_in_two_azs_holding_one_vip(stacks):
     assert len({zone_of(doc, i) for i in nodes}) == 2
     assert all(i["associate_public_ip_address"] is True for i in nodes)
     assert len([e for e in resources(doc, "aws_eip").values() if "harbor-ha:vip" in e.get("tags", {})]) == 1
-    for kind in ("aws_db_instance", "aws_elasticache_replication_group", "aws_s3_bucket"):
+    for kind in ("aws_db_instance", "aws_elasticache_replication_group"):
         assert len(resources(doc, kind)) == 1, f"shared data tier: one {kind}"
+    assert len(image_buckets(doc)) == 1, "shared data tier: one image bucket"
     vrrp = [r for r in resources(doc, "aws_vpc_security_group_ingress_rule").values() if r["ip_protocol"] == "112"]
     assert len(vrrp) == 1 and vrrp[0]["referenced_security_group_id"] == vrrp[0]["security_group_id"]
 
@@ -369,3 +374,15 @@ def test_every_user_data_fits_ec2s_limit_with_room_to_grow(stacks, name):
         resolved = re.sub(r"\$\{[^}]*\}", RESOLVED_REFERENCE, instance["user_data"])
         size = len(resolved.encode())
         assert size <= USER_DATA_LIMIT - USER_DATA_MARGIN, f"{name} {instance['tags']['Name']}: {size} bytes"
+
+
+def test_master_slaves_logs_dns_queries_in_us_east_1_wherever_it_runs(app, synth):
+    settings = HarborHaSettings(region="eu-west-1", secondary_region="eu-central-1", stacks=("master-slaves",))
+    doc = synth(stack_class("master-slaves")(app, "dns-query-log-eu", settings=settings,
+                                             local_endpoint=TEST_LOCAL_ENDPOINT))
+    regions = {p.get("alias"): p["region"] for p in doc["provider"]["aws"]}
+    (group,) = resources(doc, "aws_cloudwatch_log_group").values()
+    assert regions[group["provider"].removeprefix("aws.")] == "us-east-1" and regions[None] == "eu-west-1"
+    assert group["retention_in_days"] >= 365 and group["kms_key_id"].startswith("${aws_kms_key.")
+    (query_log,) = resources(doc, "aws_route53_query_log").values()
+    assert query_log["zone_id"] == "${aws_route53_zone.zone.zone_id}"

@@ -128,3 +128,20 @@ def test_intent_counts_what_the_settings_ask_for_in_the_target(live):
     assert failed == ["active-standby has 1 VIP Elastic IPs (the target holds 0)",
                       "active-standby has 1 databases (the target holds 0)",
                       "active-standby has 1 Redis replication groups (the target holds 0)"]
+
+
+def test_a_log_bucket_is_held_to_the_sse_s3_it_was_built_with(live):
+    s3 = _client(live, "s3")
+    s3.create_bucket(Bucket="logs")
+    s3.put_bucket_versioning(Bucket="logs", VersioningConfiguration={"Status": "Enabled"})
+    s3.put_public_access_block(Bucket="logs", PublicAccessBlockConfiguration={
+        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+    sse = {"bucket": "logs", "rule": [{"apply_server_side_encryption_by_default": [{"sse_algorithm": "AES256"}]}]}
+    state = {"values": {"root_module": {"resources": [
+        _resource("aws_s3_bucket", {"bucket": "logs", "region": "us-east-1"}),
+        _resource("aws_s3_bucket_server_side_encryption_configuration", sse)]}}}
+    s3.put_bucket_encryption(Bucket="logs", ServerSideEncryptionConfiguration={"Rules": [
+        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+    assert _failed(state, live) == []
+    s3.delete_bucket_encryption(Bucket="logs")
+    assert any("logs is encrypted with SSE-S3" in f for f in _failed(state, live))

@@ -12,23 +12,22 @@ only references, never the token.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from harbor_ha.aws import (
-    Construct, DataAwsSecretsmanagerRandomPassword, ElasticacheReplicationGroup, ElasticacheSubnetGroup, IamRole,
+    Construct, DataAwsSecretsmanagerSecretVersion, ElasticacheReplicationGroup, ElasticacheSubnetGroup, IamRole,
     IamRolePolicy, SecretsmanagerSecret, SecretsmanagerSecretVersion, TerraformResourceLifecycle,
     VpcSecurityGroupIngressRule,
 )
+from harbor_ha.constructs.checkov import skip_check
 from harbor_ha.constructs.connections import Connectable
 from harbor_ha.constructs.data_tier import (
-    ClosedPort, customer_key, grant, require, require_whole, secret_reader_statements,
+    ClosedPort, customer_key, ephemeral_random_password, grant, require, require_rule, require_whole,
+    secret_reader_statements,
 )
+from harbor_ha import rules
 
 REDIS_PORT = 6379
-# ElastiCache allows a primary and up to 5 replicas per shard.
-MAX_NODES = 6
-_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,33}$")
 
 
 @dataclass(frozen=True)
@@ -49,15 +48,13 @@ class HarborCacheProps:
     """Days of daily snapshots to keep, 0-35 (0 turns snapshots off). Default 1."""
 
     def __post_init__(self) -> None:
-        require(_NAME_RE.match(self.name or ""), "name", self.name,
-                "1-34 lower-case letters, digits and '-', starting with a letter")
+        require_rule(self, "name", rules.CACHE_NAME)
         require(len(self.subnet_ids) >= 2, "subnet_ids", self.subnet_ids, "at least 2 subnets in distinct AZs")
-        require_whole(self, "node_count", 2, MAX_NODES)
+        # ElastiCache allows a primary and up to 5 replicas per shard.
+        require_rule(self, "node_count", rules.CACHE_NODES)
         require_whole(self, "snapshot_retention_days", 0, 35)
-        require(self.node_type.startswith("cache."), "node_type", self.node_type,
-                "an ElastiCache node type such as cache.t4g.medium")
-        require(re.match(r"^\d+\.\d+$", self.engine_version), "engine_version", self.engine_version,
-                "a Redis version such as 7.1")
+        require_rule(self, "node_type", rules.CACHE_NODE_TYPE)
+        require_rule(self, "engine_version", rules.REDIS_VERSION)
 
     @classmethod
     def from_settings(cls, settings, network) -> "HarborCacheProps":
@@ -87,13 +84,19 @@ class HarborCache(Construct):
                                       kms_key_id=self.key.arn,
                                       description=f"{props.name}: AUTH token of the Harbor Redis")
         # ElastiCache rejects some punctuation (@ " /) in AUTH tokens: letters and digits only, 64 of them.
-        generated = DataAwsSecretsmanagerRandomPassword(self, "auth-token-generator", password_length=64,
-                                                        exclude_punctuation=True, include_space=False)
-        # The data source yields a new value on every plan; keep the first one so a plan after apply is empty.
+        generated = ephemeral_random_password(self, "auth-token-generator", password_length=64,
+                                              exclude_punctuation=True, include_space=False)
+        # Written once through a write-only argument (a deployment whose token was a plain secret_string keeps
+        # it), then read back for the replication group: the state holds it only there and in that read, both
+        # marked sensitive.
         version = SecretsmanagerSecretVersion(self, "auth-token-value", secret_id=secret.id,
-                                              secret_string=generated.random_password,
-                                              lifecycle=TerraformResourceLifecycle(ignore_changes=["secret_string"]))
+                                              secret_string_wo=generated, secret_string_wo_version=1,
+                                              lifecycle=TerraformResourceLifecycle(
+                                                  ignore_changes=["secret_string", "secret_string_wo_version"]))
+        token = DataAwsSecretsmanagerSecretVersion(self, "auth-token-read", secret_id=secret.id, depends_on=[version])
         self.auth_token_secret_arn = secret.arn
+        skip_check(secret, "CKV2_AWS_57", "ElastiCache keeps one AUTH token that every Harbor node holds in its "
+                   "harbor.yml: it is changed by a planned rollout, not by a rotation Lambda")
 
         subnets = ElasticacheSubnetGroup(self, "subnets", name=group_id, subnet_ids=list(props.subnet_ids),
                                          description=f"{props.name}: Harbor Redis, private subnets")
@@ -104,7 +107,7 @@ class HarborCache(Construct):
             replicas_per_node_group=props.node_count - 1, automatic_failover_enabled=True, multi_az_enabled=True,
             subnet_group_name=subnets.name, security_group_ids=[self.security_group_id],
             at_rest_encryption_enabled="true", kms_key_id=self.key.arn, transit_encryption_enabled=True,
-            auth_token=version.secret_string, auto_minor_version_upgrade="true",
+            auth_token=token.secret_string, auto_minor_version_upgrade="true",
             snapshot_retention_limit=props.snapshot_retention_days)
         self.redis_endpoint = group.primary_endpoint_address
 

@@ -4,11 +4,12 @@ and inline role grants."""
 
 from __future__ import annotations
 
-from typing import Sequence
+import json
+from typing import Any, Mapping, Sequence
 
 from harbor_ha.aws import (
-    Construct, DataAwsIamPolicyDocument, DataAwsIamPolicyDocumentStatement, IamRole, IamRolePolicy, KmsAlias,
-    KmsKey, SecurityGroup, VpcSecurityGroupIngressRule,
+    Construct, DataAwsCallerIdentity, DataAwsIamPolicyDocument, DataAwsIamPolicyDocumentStatement, DataAwsPartition,
+    IamRole, IamRolePolicy, KmsAlias, KmsKey, SecurityGroup, TerraformStack, VpcSecurityGroupIngressRule,
 )
 from harbor_ha.constructs.connections import Connectable, allow_tcp
 
@@ -20,6 +21,12 @@ def require(ok: object, prop: str, value: object, allowed: str) -> None:
         raise ValueError(f"{prop} = {shown!r}: allowed is {allowed}")
 
 
+def require_rule(props: object, prop: str, rule) -> None:
+    """Reject ``props.<prop>`` unless it meets ``rule`` (a ``harbor_ha.rules.Rule``)."""
+    value = getattr(props, prop)
+    require(rule.ok(value), prop, value, rule.allowed)
+
+
 def require_whole(props: object, prop: str, low: int, high: int) -> None:
     """Reject ``props.<prop>`` unless it is a whole number from ``low`` to ``high``."""
     value = getattr(props, prop)
@@ -27,12 +34,35 @@ def require_whole(props: object, prop: str, low: int, high: int) -> None:
             f"a whole number from {low} to {high}")
 
 
-def customer_key(scope: Construct, *, alias: str, description: str) -> KmsKey:
-    """A symmetric KMS key with yearly rotation and the default key policy (the account's IAM policies
-    decide who may use it), plus ``alias/<alias>`` so operators can find it."""
-    key = KmsKey(scope, "key", description=description, enable_key_rotation=True, deletion_window_in_days=30)
+def customer_key(scope: Construct, *, alias: str, description: str,
+                 service_statements: Sequence[Mapping[str, Any]] = ()) -> KmsKey:
+    """A symmetric KMS key with yearly rotation, plus ``alias/<alias>`` so operators can find it.
+
+    Its key policy is written out: AWS's default one (the account administers the key, and the account's
+    IAM policies decide who may use it: the grants below name this key's ARN), plus
+    ``service_statements`` (policy JSON) for an AWS service that uses the key under its own principal
+    (CloudWatch Logs). The policy is the key's own JSON, not an IAM policy document: in a key policy,
+    resource "*" means this key and nothing else."""
+    partition = DataAwsPartition(scope, "key-partition").partition
+    account = DataAwsCallerIdentity(scope, "key-account").account_id
+    account_statement = {"Sid": "AccountAdministersAndIamPoliciesGrant", "Effect": "Allow",
+                         "Principal": {"AWS": f"arn:{partition}:iam::{account}:root"}, "Action": "kms:*",
+                         "Resource": "*"}
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [account_statement, *service_statements]})
+    key = KmsKey(scope, "key", description=description, enable_key_rotation=True, deletion_window_in_days=30,
+                 policy=policy)
     KmsAlias(scope, "key-alias", name=f"alias/{alias}", target_key_id=key.key_id)
     return key
+
+
+def ephemeral_random_password(scope: Construct, id_: str, **arguments: object) -> str:
+    """A reference to a password Secrets Manager generates that never reaches plan or state: Terraform's
+    ephemeral ``aws_secretsmanager_random_password`` (``arguments`` are its own). Use it only in write-only
+    arguments (``*_wo``). cdktf 0.21 has no binding for ephemeral resources: the block is written into the
+    stack's JSON."""
+    name = "_".join([*scope.node.path.split("/")[1:], id_])
+    TerraformStack.of(scope).add_override(f"ephemeral.aws_secretsmanager_random_password.{name}", arguments)
+    return f"${{ephemeral.aws_secretsmanager_random_password.{name}.random_password}}"
 
 
 def grant(scope: Construct, role: IamRole, purpose: str,

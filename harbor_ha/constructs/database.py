@@ -9,26 +9,27 @@ The master password is managed by RDS in Secrets Manager; it never appears in sy
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
 from harbor_ha.aws import (
-    Construct, DbInstance, DbParameterGroup, DbParameterGroupParameter, DbSubnetGroup, IamRole, IamRolePolicy,
-    TerraformResourceLifecycle, VpcSecurityGroupIngressRule,
+    Construct, DataAwsPartition, DbInstance, DbParameterGroup, DbParameterGroupParameter, DbSubnetGroup, IamRole,
+    IamRolePolicy, IamRolePolicyAttachment, TerraformResourceLifecycle, VpcSecurityGroupIngressRule,
 )
+from harbor_ha.constructs.checkov import skip_check
 from harbor_ha.constructs.connections import Connectable
 from harbor_ha.constructs.data_tier import (
-    ClosedPort, customer_key, grant, require, require_whole, secret_reader_statements,
+    ClosedPort, customer_key, grant, require, require_rule, secret_reader_statements,
 )
 from harbor_ha.harbor_release import DEFAULT_HARBOR_VERSION, POSTGRES_SINCE, parse_release
+from harbor_ha import rules
 
 
 @dataclass(frozen=True)
 class _Engine:
     port: int
     default_version: str
-    version_re: str
-    version_hint: str
     tls_parameter: str
     log_exports: tuple[str, ...]
 
@@ -39,11 +40,13 @@ class _Engine:
 
 
 ENGINES = {
-    "postgres": _Engine(5432, "16", r"^\d{2}(\.\d+)?$", "a PostgreSQL version such as 16 or 16.4",
-                        "rds.force_ssl", ("postgresql", "upgrade")),
-    "mariadb": _Engine(3306, "10.11", r"^\d+\.\d+(\.\d+)?$", "a MariaDB version such as 10.11",
-                       "require_secure_transport", ("error", "slowquery")),
+    "postgres": _Engine(5432, "16", "rds.force_ssl", ("postgresql", "upgrade")),
+    "mariadb": _Engine(3306, "10.11", "require_secure_transport", ("error", "slowquery")),
 }
+# What RDS accepts for enhanced monitoring (0: off).
+MONITORING_INTERVALS = (0, 1, 5, 10, 15, 30, 60)
+RDS_MONITORING_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Principal": {"Service": "monitoring.rds.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
 DB_NAME = "registry"
 MASTER_USERNAME = "harbor"
 
@@ -74,8 +77,11 @@ class HarborDatabaseProps:
     """Take a snapshot ``<name>-registry-final`` when the instance is deleted. Default True."""
     multi_az: bool = True
     """A synchronous standby in a second AZ. Default True."""
-    performance_insights: bool = False
-    """Performance Insights (7 days, encrypted with the database key). Default False."""
+    performance_insights: bool = True
+    """Performance Insights (7 days, encrypted with the database key). Default True."""
+    monitoring_interval_s: int = 60
+    """Enhanced monitoring: seconds between OS metrics (through a monitoring role), one of
+    ``MONITORING_INTERVALS``; 0 turns it off. Default 60."""
 
     def __post_init__(self) -> None:
         require(self.engine in ENGINES, "engine", self.engine, "one of " + ", ".join(map(repr, ENGINES)))
@@ -87,13 +93,15 @@ class HarborDatabaseProps:
         require(self.engine != "postgres" or version >= POSTGRES_SINCE, "engine", self.engine,
                 f"'mariadb': Harbor {self.harbor_version} predates PostgreSQL support (1.6.0)")
         spec = ENGINES[self.engine]
-        require(not self.engine_version or re.match(spec.version_re, self.engine_version), "engine_version",
-                self.engine_version, spec.version_hint)
+        versions = rules.ENGINE_VERSIONS[self.engine]
+        require(not self.engine_version or versions.ok(self.engine_version), "engine_version", self.engine_version,
+                versions.allowed)
         require(len(self.subnet_ids) >= 2, "subnet_ids", self.subnet_ids, "at least 2 subnets in distinct AZs")
-        require(self.instance_class.startswith("db."), "instance_class", self.instance_class,
-                "an RDS instance class such as db.m6g.large")
-        require_whole(self, "allocated_storage_gib", 20, 65536)
-        require_whole(self, "backup_retention_days", 1, 35)
+        require_rule(self, "instance_class", rules.DB_INSTANCE_CLASS)
+        require_rule(self, "allocated_storage_gib", rules.DB_STORAGE_GIB)
+        require_rule(self, "backup_retention_days", rules.DB_BACKUP_DAYS)
+        require(self.monitoring_interval_s in MONITORING_INTERVALS, "monitoring_interval_s",
+                self.monitoring_interval_s, "one of " + ", ".join(map(str, MONITORING_INTERVALS)))
 
     @property
     def effective_engine_version(self) -> str:
@@ -138,6 +146,14 @@ class HarborDatabase(Construct):
             description=f"{props.name}: Harbor database, TLS required",
             parameter=[DbParameterGroupParameter(name=spec.tls_parameter, value="1")],
             lifecycle=TerraformResourceLifecycle(create_before_destroy=True))
+        monitoring_role = None
+        if props.monitoring_interval_s:
+            monitoring_role = IamRole(self, "monitoring-role", name_prefix=f"{identifier}-mon-",
+                                      assume_role_policy=RDS_MONITORING_TRUST)
+            partition = DataAwsPartition(self, "partition").partition
+            IamRolePolicyAttachment(
+                self, "monitoring-policy", role=monitoring_role.name,
+                policy_arn=f"arn:{partition}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole")
         db = DbInstance(
             self, "instance", identifier=identifier, engine=props.engine,
             engine_version=props.effective_engine_version, instance_class=props.instance_class,
@@ -154,7 +170,12 @@ class HarborDatabase(Construct):
             enabled_cloudwatch_logs_exports=list(spec.log_exports),
             performance_insights_enabled=props.performance_insights,
             performance_insights_kms_key_id=self.key.arn if props.performance_insights else None,
-            performance_insights_retention_period=7 if props.performance_insights else None)
+            performance_insights_retention_period=7 if props.performance_insights else None,
+            monitoring_interval=props.monitoring_interval_s,
+            monitoring_role_arn=monitoring_role.arn if monitoring_role else None)
+        if not props.deletion_protection:
+            skip_check(db, "CKV_AWS_293", "deletion protection is off because the deletion_protection setting "
+                       "(default: off on the local target only) turned it off")
         self.db_endpoint = db.endpoint
         self.db_address = db.address
         self.master_user_secret_arn = db.master_user_secret.get(0).secret_arn

@@ -20,7 +20,8 @@ from typing import Any, Mapping, Sequence
 from harbor_ha.aws import Construct, DataAwsIamPolicyDocumentStatementCondition, DataAwsIamPolicyDocumentStatement
 from harbor_ha.cloud_init import CloudConfig
 from harbor_ha.constructs.connections import Connectable
-from harbor_ha.constructs.data_tier import require, statement
+from harbor_ha import rules
+from harbor_ha.constructs.data_tier import require, require_rule, statement
 from harbor_ha.constructs.harbor_host import HARBOR_PORTS, HarborHosts, check_common_props
 from harbor_ha.constructs.static_ips import PlacedAddress
 from harbor_ha.harbor_boot import harbor_cloud_config
@@ -30,7 +31,6 @@ from harbor_ha.node_reports import HEALTH_TAG, report_statement
 from harbor_ha.harbor_config import ExternalDatabase, ExternalRedis, HarborConfig, S3Storage
 from harbor_ha.settings import SELF_SIGNED
 
-MAX_NODES = 20
 
 
 @dataclass(frozen=True)
@@ -84,8 +84,7 @@ class HarborFleetProps:
 
     def __post_init__(self) -> None:
         check_common_props(self)
-        require(isinstance(self.count, int) and 2 <= self.count <= MAX_NODES, "count", self.count,
-                f"a whole number from 2 to {MAX_NODES}")
+        require_rule(self, "count", rules.FLEET_SIZE)
         require(bool(self.hostname or self.vip_name), "hostname", self.hostname,
                 "a DNS name or the VIP address (or set vip_name)")
         require(not self.addresses or len(self.addresses) == self.count, "addresses", len(self.addresses),

@@ -14,44 +14,63 @@ health report (``harbor_ha.rolling``). A standalone node keeps Harbor's database
 from __future__ import annotations
 
 import json
-import re
 from typing import Mapping, Sequence
 
 from harbor_ha.aws import (
     Construct, DataAwsCallerIdentity, DataAwsIamPolicyDocumentStatement, DataAwsIamPolicyDocumentStatementCondition,
-    DataAwsPartition, DataAwsRegion, DataAwsSecretsmanagerRandomPassword, DataAwsSsmParameter, IamInstanceProfile,
+    DataAwsPartition, DataAwsRegion, DataAwsSsmParameter, IamInstanceProfile,
     IamRole, IamRolePolicy, IamRolePolicyAttachment, Instance, InstanceMetadataOptions, InstanceRootBlockDevice,
     SecretsmanagerSecret, SecretsmanagerSecretVersion, SecurityGroup, TerraformResourceLifecycle,
     VpcSecurityGroupIngressRule,
 )
+from harbor_ha import cloud_facts
+from harbor_ha.constructs.checkov import skip_check
 from harbor_ha.constructs.connections import Connectable, allow_egress_tcp, allow_tcp, allow_tcp_from_cidr
+from harbor_ha import rules
 from harbor_ha.harbor_release import release_problem
-from harbor_ha.settings import SECRET_ARN_RE, SELF_SIGNED
-from harbor_ha.constructs.data_tier import customer_key, grant, require, secret_reader_statements, statement
+from harbor_ha.settings import SELF_SIGNED
+from harbor_ha.constructs.data_tier import (
+    customer_key, ephemeral_random_password, grant, require, require_rule, secret_reader_statements, statement,
+)
 from harbor_ha.node_reports import HEALTH_TAG, report_tags_ignored
 
 AL2023_X86_64 = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 EC2_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
     "Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
-HARBOR_PORTS = (443, 80)
+HTTP_PORT = 80
+HARBOR_PORTS = (443, HTTP_PORT)
+PUBLIC_ADDRESS_REASON = ("holds a public address by design: the VIP holder or a Harbor reached from the internet, in "
+                         "a public subnet without NAT")
+
+
+def redirect_only_http(rule: VpcSecurityGroupIngressRule, port: int, cidr: str = "0.0.0.0/0"
+                       ) -> VpcSecurityGroupIngressRule:
+    """Note on an ingress rule for port 80 open to the internet (``cidr``) or to a peer group that it carries
+    nothing but Harbor's redirect to HTTPS."""
+    if port == HTTP_PORT and cidr == "0.0.0.0/0":
+        skip_check(rule, "CKV_AWS_260", "port 80 carries only Harbor's redirect to HTTPS (harbor.yml has https, "
+                   "so Harbor's nginx answers plain HTTP with a 308 to https://)")
+    return rule
+
+
+def ebs_optimized(instance_type: str) -> bool | None:
+    """True where the instance type can be EBS-optimized (cloud_facts); None leaves AWS's default."""
+    facts = cloud_facts.instance_type(instance_type)
+    return True if facts and facts.ebs_optimized else None
 
 
 def check_common_props(props: object) -> None:
     """The props every Harbor VM construct has: version, instance type, volume, TLS, SSH networks."""
     release = release_problem(props.harbor_version)
     require(release is None, "harbor_version", props.harbor_version, release or "")
-    require(re.match(r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$", props.instance_type or ""), "instance_type",
-            props.instance_type, "an EC2 instance type such as m6i.large")
-    require(isinstance(props.volume_gib, int) and 20 <= props.volume_gib <= 16384, "volume_gib", props.volume_gib,
-            "a whole number from 20 to 16384")
-    require(props.tls_certificate == SELF_SIGNED or SECRET_ARN_RE.match(props.tls_certificate or ""),
-            "tls_certificate", props.tls_certificate,
-            "'self-signed' or the ARN of a Secrets Manager secret holding {\"certificate\", \"private_key\"}")
-    for cidr in props.ssh_cidrs:
-        require(re.match(r"^\d+\.\d+\.\d+\.\d+/([1-9]|[12]\d|3[0-2])$", cidr), "ssh_cidrs", props.ssh_cidrs,
-                "IPv4 networks narrower than 0.0.0.0/0, such as 192.0.2.0/24")
-    require(re.match(r"^[a-z][a-z0-9-]{0,27}$", props.name or ""), "name", props.name,
-            "1-28 lower-case letters, digits and '-', starting with a letter")
+    require_rule(props, "instance_type", rules.INSTANCE_TYPE)
+    require_rule(props, "volume_gib", rules.VOLUME_GIB)
+    require(props.tls_certificate == SELF_SIGNED or rules.SECRET_ARN.ok(props.tls_certificate), "tls_certificate",
+            props.tls_certificate, f"'self-signed' or {rules.SECRET_ARN.allowed}, holding {{\"certificate\", "
+            "\"private_key\"}")
+    require(all(rules.SSH_CIDR.ok(cidr) for cidr in props.ssh_cidrs) and len(set(props.ssh_cidrs)) == len(props.ssh_cidrs),
+            "ssh_cidrs", props.ssh_cidrs, f"distinct {rules.SSH_CIDR.allowed}")
+    require_rule(props, "name", rules.HOSTS_NAME)
 
 
 class HarborHosts(Construct):
@@ -98,14 +117,19 @@ class HarborHosts(Construct):
         admin = SecretsmanagerSecret(self, "admin-password", name_prefix=f"{name}-harbor-admin-",
                                      kms_key_id=self.key.arn, description=f"{name}: Harbor admin password")
         # Harbor wants upper and lower case and a digit; punctuation would need quoting in every client.
-        generated = DataAwsSecretsmanagerRandomPassword(self, "admin-password-generator", password_length=24,
-                                                        exclude_punctuation=True, include_space=False,
-                                                        require_each_included_type=True)
-        # The generator yields a new value on every plan: keep the first (Harbor uses it once, at install).
+        generated = ephemeral_random_password(self, "admin-password-generator", password_length=24,
+                                              exclude_punctuation=True, include_space=False,
+                                              require_each_included_type=True)
+        # Written once (version 1) through a write-only argument: the password is in neither the plan nor
+        # the state, and a plan after apply does not generate another. A deployment made when the value was
+        # still a plain secret_string keeps the password Harbor was installed with (changes to both ignored).
         SecretsmanagerSecretVersion(self, "admin-password-value", secret_id=admin.id,
-                                    secret_string=generated.random_password,
-                                    lifecycle=TerraformResourceLifecycle(ignore_changes=["secret_string"]))
+                                    secret_string_wo=generated, secret_string_wo_version=1,
+                                    lifecycle=TerraformResourceLifecycle(
+                                        ignore_changes=["secret_string", "secret_string_wo_version"]))
         self.admin_secret_arn = admin.arn
+        skip_check(admin, "CKV2_AWS_57", "Harbor reads its initial admin password once, at install: a rotated "
+                   "secret would no longer be Harbor's password (change it in Harbor, then here)")
         self.grant("read-admin-password", secret_reader_statements(admin.arn, self.key.arn))
         self.tls_secret_arn = "" if tls_certificate == SELF_SIGNED else tls_certificate
         if self.tls_secret_arn:
@@ -139,17 +163,17 @@ class HarborHosts(Construct):
     def allow_from(self, peer: Connectable, ports: Sequence[int] = HARBOR_PORTS) -> list[VpcSecurityGroupIngressRule]:
         """Admit members of ``peer``'s security group (e.g. the load balancers) to Harbor's ``ports``."""
         self._peers += 1
-        return [allow_tcp(self, f"from-peer-{self._peers}-{port}", to_group_id=self.security_group_id,
-                          from_group_id=peer.security_group_id, port=port, description="Harbor clients")
-                for port in ports]
+        return [redirect_only_http(allow_tcp(
+            self, f"from-peer-{self._peers}-{port}", to_group_id=self.security_group_id,
+            from_group_id=peer.security_group_id, port=port, description="Harbor clients"), port) for port in ports]
 
     def allow_from_cidrs(self, cidrs: Sequence[str], ports: Sequence[int] = HARBOR_PORTS
                          ) -> list[VpcSecurityGroupIngressRule]:
         """Admit the networks ``cidrs`` to Harbor's ``ports``."""
         self._peers += 1
-        return [allow_tcp_from_cidr(self, f"from-cidr-{self._peers}-{n}-{port}", to_group_id=self.security_group_id,
-                                    cidr=cidr, port=port, description="Harbor clients")
-                for n, cidr in enumerate(cidrs) for port in ports]
+        return [redirect_only_http(allow_tcp_from_cidr(
+            self, f"from-cidr-{self._peers}-{n}-{port}", to_group_id=self.security_group_id, cidr=cidr, port=port,
+            description="Harbor clients"), port, cidr) for n, cidr in enumerate(cidrs) for port in ports]
 
     def allow_egress_to(self, id_: str, *, cidr: str, port: int, description: str) -> None:
         allow_egress_tcp(self, id_, from_group_id=self.security_group_id, cidr=cidr, port=port,
@@ -160,8 +184,9 @@ class HarborHosts(Construct):
                      replace_on_new_user_data: bool = False) -> Instance:
         """One Harbor VM; with ``replace_on_new_user_data`` a changed user-data replaces it (else it is ignored)."""
         ignored = ["ami", *report_tags_ignored(HEALTH_TAG)] + ([] if replace_on_new_user_data else ["user_data"])
-        return Instance(
+        instance = Instance(
             self, id_, ami=self._ami_id, instance_type=self._instance_type, subnet_id=subnet_id,
+            ebs_optimized=ebs_optimized(self._instance_type),
             private_ip=private_ip, associate_public_ip_address=public_address or None,
             vpc_security_group_ids=[self.security_group_id],
             iam_instance_profile=self._profile_name, monitoring=self._monitoring,
@@ -171,4 +196,8 @@ class HarborHosts(Construct):
                                                       volume_size=self._volume_gib, delete_on_termination=True),
             user_data=user_data, user_data_replace_on_change=replace_on_new_user_data or None,
             tags={"Name": f"{self._name}-{id_}", **(tags or {})}, depends_on=list(self._grants),
-            lifecycle=TerraformResourceLifecycle(ignore_changes=ignored))
+            # ebs_optimized: a change would stop and start a running node (Nitro types are EBS-optimized anyway).
+            lifecycle=TerraformResourceLifecycle(ignore_changes=[*ignored, "ebs_optimized"]))
+        if public_address:
+            skip_check(instance, "CKV_AWS_88", PUBLIC_ADDRESS_REASON)
+        return instance

@@ -33,7 +33,8 @@ class StandaloneHarborNodeProps:
     """Where the node runs and how it stores images."""
 
     network: object
-    """A ``HarborNetwork`` (``vpc_id``, ``availability_zones``, ``public_subnet_ids``, ``private_subnet_ids``)."""
+    """A ``HarborNetwork`` (``vpc_id``, ``availability_zones``, ``public_subnet_ids``, ``private_subnet_ids``,
+    ``log_bucket``: the image bucket's access logs go there)."""
     name: str = "harbor"
     """Prefix of names, tags and KMS aliases: give each node of a region its own. Default ``harbor``."""
     zone_index: int = 0
@@ -114,7 +115,7 @@ class StandaloneHarborNode(Construct):
         environment = hosts.environment()
         if props.storage == "s3":
             self.storage = RegistryStorage(self, "storage", props=RegistryStorageProps(
-                name=props.name, force_destroy=props.force_destroy))
+                name=props.name, force_destroy=props.force_destroy, access_logs=network.log_bucket))
             hosts.needed_at_boot(self.storage.grant_read_write(self.role))
             s3 = S3Storage(region=self.storage.region, bucket=self.storage.bucket_name,
                            kms_key_arn=self.storage.kms_key_arn)

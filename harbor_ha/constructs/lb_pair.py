@@ -21,7 +21,11 @@ from harbor_ha.aws import (
 )
 from harbor_ha.constructs.connections import allow_egress_tcp, allow_tcp_from_cidr, allow_vrrp_within
 from harbor_ha.constructs.data_tier import customer_key, grant, require, require_whole, statement
-from harbor_ha.constructs.harbor_host import AL2023_X86_64, EC2_TRUST
+from harbor_ha import cloud_facts
+from harbor_ha.constructs.checkov import skip_check
+from harbor_ha.constructs.harbor_host import (
+    AL2023_X86_64, EC2_TRUST, PUBLIC_ADDRESS_REASON, ebs_optimized, redirect_only_http,
+)
 from harbor_ha.constructs.static_ips import VIP_TAG_KEY, StaticIps
 from harbor_ha.keepalived import (
     DEFAULT_INTERFACE, SERVICE_PORTS, VrrpPair, director_cloud_config, director_configs, pool_document,
@@ -68,7 +72,10 @@ class LoadBalancerPairProps:
         require(len(self.real_server_ips) >= 1 and len(set(self.real_server_ips)) == len(self.real_server_ips),
                 "real_server_ips", self.real_server_ips, "one or more distinct addresses")
         require(len(self.client_cidrs) >= 1, "client_cidrs", self.client_cidrs, "one or more IPv4 networks")
-        require(bool(self.instance_type), "instance_type", self.instance_type, "an EC2 instance type")
+        facts = cloud_facts.instance_type(self.instance_type)
+        require(facts is not None and facts.first_interface == self.interface, "instance_type", self.instance_type,
+                f"an EC2 instance type whose first interface is {self.interface} (VRRP runs there), such as "
+                "t3.small (harbor_ha/cloud_facts.py lists them)")
         require_whole(self, "root_volume_gib", 8, 100)
 
 
@@ -113,15 +120,20 @@ class LoadBalancerPair(Construct):
                 # (vip-notify) and the package mirrors through an automatic public address.
                 associate_public_ip_address=True,
                 vpc_security_group_ids=[self.security_group_id], iam_instance_profile=profile.name,
+                monitoring=True, ebs_optimized=ebs_optimized(props.instance_type),
                 metadata_options=InstanceMetadataOptions(
                     http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1),
                 root_block_device=InstanceRootBlockDevice(
                     encrypted=True, volume_type="gp3", volume_size=props.root_volume_gib),
                 user_data=director_cloud_config(pair, i, self.pool_parameter).render(),
                 tags={"Name": f"{props.name}-{i}", "harbor-ha:role": "lb", **static_ips.vip_tags},
-                # lb-pool's acknowledgement is the director's own tag, not Terraform's.
-                lifecycle=TerraformResourceLifecycle(ignore_changes=["ami", *report_tags_ignored(LB_POOL_TAG)]))
+                # lb-pool's acknowledgement is the director's own tag, not Terraform's; ebs_optimized: a
+                # change would stop and start a running director.
+                lifecycle=TerraformResourceLifecycle(
+                    ignore_changes=["ami", *report_tags_ignored(LB_POOL_TAG), "ebs_optimized"]))
             for i, address in enumerate(addresses)]
+        for instance in instances:
+            skip_check(instance, "CKV_AWS_88", PUBLIC_ADDRESS_REASON)
         self.instance_ids = [instance.id for instance in instances]
         static_ips.associate_initially(self.instance_ids[0])
 
@@ -142,8 +154,9 @@ class LoadBalancerPair(Construct):
                               tags={"Name": props.name})
         for port in SERVICE_PORTS:
             for n, cidr in enumerate(props.client_cidrs):
-                allow_tcp_from_cidr(self, f"clients-{port}-{n}", to_group_id=group.id, cidr=cidr, port=port,
-                                    description="Harbor clients")
+                redirect_only_http(allow_tcp_from_cidr(
+                    self, f"clients-{port}-{n}", to_group_id=group.id, cidr=cidr, port=port,
+                    description="Harbor clients"), port, cidr)
             # Harbor servers (any address in the VPC), the AWS API (vip-notify) and package repositories.
             allow_egress_tcp(self, f"out-{port}", from_group_id=group.id, cidr="0.0.0.0/0", port=port,
                              description="Harbor servers, AWS API, package repositories")

@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import ipaddress
 import math
-import re
 from dataclasses import dataclass
 
 from harbor_ha.aws import (
-    Construct, DataAwsRegion, DataAwsSubnet, DataAwsVpc, DefaultSecurityGroup, Eip, InternetGateway, NatGateway,
+    Construct, DataAwsRegion, DataAwsSubnet, DataAwsVpc, DefaultSecurityGroup, Eip, FlowLog, InternetGateway, NatGateway,
     Postcondition, Route, RouteTable, RouteTableAssociation, Subnet, TerraformResourceLifecycle, Vpc, VpcEndpoint,
 )
-from harbor_ha.constructs.data_tier import require
+from harbor_ha import rules
+from harbor_ha.constructs.data_tier import require, require_rule, require_whole
+from harbor_ha.constructs.log_bucket import LogBucket, LogBucketProps
 
-MAX_ZONES = 6
-_VPC_ID_RE = re.compile(r"^vpc-[0-9a-f]{8,17}$")
-_SUBNET_ID_RE = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 
 
 @dataclass(frozen=True)
@@ -47,48 +45,50 @@ class HarborNetworkProps:
     ``private_subnet_ids[i]``. Default none."""
     private_subnet_ids: tuple[str, ...] = ()
     """With ``vpc_id``: private subnets, at least 2, in distinct AZs. Default none."""
+    log_retention_days: int = 365
+    """Days the region's log bucket (VPC flow logs of a new VPC, S3 access logs) keeps a log, 1-3650.
+    Default 365."""
+    force_destroy_logs: bool = False
+    """Let ``terraform destroy`` delete the log bucket while it holds logs. Default False."""
 
     def __post_init__(self) -> None:
+        require_whole(self, "log_retention_days", 1, 3650)
         if self.vpc_id:
-            require(_VPC_ID_RE.match(self.vpc_id), "vpc_id", self.vpc_id, "an id such as vpc-0123456789abcdef0")
+            require_rule(self, "vpc_id", rules.VPC_ID)
             for key in ("public_subnet_ids", "private_subnet_ids"):
-                ids = getattr(self, key)
-                require(len(ids) >= 2 and len(set(ids)) == len(ids) and all(_SUBNET_ID_RE.match(i) for i in ids),
-                        key, ids, "with vpc_id: at least 2 distinct subnet ids such as subnet-0123456789abcdef0")
-            require(len(self.public_subnet_ids) == len(self.private_subnet_ids), "public_subnet_ids",
-                    self.public_subnet_ids, f"one public subnet per private subnet ({len(self.private_subnet_ids)})")
+                require_rule(self, key, rules.SUBNET_IDS)
+            require(rules.SUBNET_PAIRS.ok((self.public_subnet_ids, self.private_subnet_ids)), "public_subnet_ids",
+                    self.public_subnet_ids, rules.SUBNET_PAIRS.allowed)
             return
         require(not self.public_subnet_ids and not self.private_subnet_ids, "vpc_id", self.vpc_id,
                 "the id of the VPC that holds the given subnets (subnet ids need vpc_id)")
-        zones = self.availability_zones
-        require(2 <= len(zones) <= MAX_ZONES and len(set(zones)) == len(zones), "availability_zones", zones,
-                f"2 to {MAX_ZONES} distinct AZs such as ('us-east-1a', 'us-east-1b')")
-        try:
-            network = ipaddress.IPv4Network(self.vpc_cidr)
-        except ValueError:
-            network = None
-        require(network is not None and 16 <= network.prefixlen <= 22, "vpc_cidr", self.vpc_cidr,
-                "an IPv4 network from /16 to /22 such as 10.40.0.0/16")
+        require_rule(self, "availability_zones", rules.ZONES)
+        require_rule(self, "vpc_cidr", rules.VPC_CIDR)
 
     @classmethod
     def from_settings(cls, settings) -> "HarborNetworkProps":
         """The network that ``settings`` (a ``HarborHaSettings``) describe."""
+        logs = dict(force_destroy_logs=not settings.effective_deletion_protection)
         if settings.vpc_id:
             return cls(name=settings.resource_prefix, vpc_id=settings.vpc_id,
                        public_subnet_ids=tuple(settings.public_subnet_ids),
-                       private_subnet_ids=tuple(settings.private_subnet_ids))
-        return cls(name=settings.resource_prefix, availability_zones=tuple(settings.zones), vpc_cidr=settings.vpc_cidr)
+                       private_subnet_ids=tuple(settings.private_subnet_ids), **logs)
+        return cls(name=settings.resource_prefix, availability_zones=tuple(settings.zones), vpc_cidr=settings.vpc_cidr,
+                   **logs)
 
 
 class HarborNetwork(Construct):
     """A VPC and its subnets. Index i of every list attribute is the same AZ i.
 
     Attributes: ``vpc_id``, ``vpc_cidr``, ``availability_zones``, ``public_subnet_ids``,
-    ``private_subnet_ids``, ``public_subnet_cidrs``, ``private_subnet_cidrs``."""
+    ``private_subnet_ids``, ``public_subnet_cidrs``, ``private_subnet_cidrs``, ``log_bucket`` (the region's
+    ``LogBucket``: flow logs of a new VPC, and the S3 access logs of the buckets built on this network)."""
 
     def __init__(self, scope: Construct, id_: str, *, props: HarborNetworkProps) -> None:
         super().__init__(scope, id_)
         self.props = props
+        self.log_bucket = LogBucket(self, "logs", props=LogBucketProps(
+            name=props.name, retention_days=props.log_retention_days, force_destroy=props.force_destroy_logs))
         if props.vpc_id:
             self._look_up(props)
         else:
@@ -117,6 +117,10 @@ class HarborNetwork(Construct):
         public_cidrs, private_cidrs = split_cidr(props.vpc_cidr, len(zones))
         vpc = Vpc(self, "vpc", cidr_block=props.vpc_cidr, enable_dns_support=True, enable_dns_hostnames=True,
                   tags={"Name": props.name})
+        # Flow logs of every interface, accepted and rejected, to the region's log bucket.
+        FlowLog(self, "flow-log", vpc_id=vpc.id, traffic_type="ALL", log_destination_type="s3",
+                log_destination=self.log_bucket.bucket_arn, max_aggregation_interval=600,
+                depends_on=[self.log_bucket.policy], tags={"Name": props.name})
         # No ingress or egress rules given: Terraform removes the default ones (allow all within the group, all out).
         DefaultSecurityGroup(self, "default-security-group", vpc_id=vpc.id, tags={"Name": f"{props.name}-default"})
         gateway = InternetGateway(self, "internet-gateway", vpc_id=vpc.id, tags={"Name": props.name})

@@ -31,6 +31,7 @@ from typing import Sequence
 from harbor_ha.aws import Construct, Fn, S3Object
 from harbor_ha.cloud_init import CloudConfig, WriteFile
 from harbor_ha.constructs.data_tier import require
+from harbor_ha.rules import carrier_name
 from harbor_ha.constructs.storage import RegistryStorage, RegistryStorageProps
 from harbor_ha.harbor_boot import SCRIPT_DIR, boot_script
 from harbor_ha.harbor_config import STATE_DIR
@@ -58,6 +59,8 @@ class HarborReplicationProps:
     Default ``harbor``."""
     force_destroy: bool = False
     """Let ``terraform destroy`` delete that bucket while it holds the configurator. Default False."""
+    access_logs: object = None
+    """A ``LogBucket`` in the source's region for that bucket's access logs. Default none."""
     schedule: str = "0 0 * * * *"
     """Harbor cron (6 fields) of the full sync. Default hourly."""
     pull_only_peers: bool = False
@@ -87,7 +90,7 @@ class HarborReplication(Construct):
         super().__init__(scope, id_)
         source = props.source
         carrier = RegistryStorage(self, "carrier", props=RegistryStorageProps(
-            name=f"{props.name}-c", force_destroy=props.force_destroy))
+            name=carrier_name(props.name), force_destroy=props.force_destroy, access_logs=props.access_logs))
         configurator = S3Object(self, "configurator", bucket=carrier.bucket_name, key="harbor-ha/replication.py",
                                 content=CONFIGURATOR.read_text(), content_type="text/x-python")
         def carried(key: str) -> str:

@@ -22,7 +22,7 @@ class SharedDataProps:
     @classmethod
     def from_settings(cls, settings, network) -> "SharedDataProps":
         """The stores of a ``HarborHaSettings`` deployment, in the private subnets of ``network``."""
-        return cls(storage=RegistryStorageProps.from_settings(settings),
+        return cls(storage=RegistryStorageProps.from_settings(settings, access_logs=network.log_bucket),
                    database=HarborDatabaseProps.from_settings(settings, network),
                    cache=HarborCacheProps.from_settings(settings, network))
 

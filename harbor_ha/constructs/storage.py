@@ -8,8 +8,8 @@ and old versions.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+from typing import Any
 
 from harbor_ha.aws import (
     Construct, DataAwsIamPolicyDocument, DataAwsIamPolicyDocumentStatement,
@@ -22,14 +22,15 @@ from harbor_ha.aws import (
     S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA, S3BucketVersioningA,
     S3BucketVersioningVersioningConfiguration,
 )
-from harbor_ha.constructs.data_tier import customer_key, grant, require, require_whole, statement
+from harbor_ha.constructs.checkov import skip_check
+from harbor_ha import rules
+from harbor_ha.constructs.data_tier import customer_key, grant, require_rule, require_whole, statement
 
 # What the distribution S3 storage driver Harbor's registry uses calls (its documented IAM policy).
 BUCKET_ACTIONS = ("s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads")
 OBJECT_ACTIONS = ("s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:ListMultipartUploadParts",
                   "s3:AbortMultipartUpload")
 KEY_ACTIONS = ("kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey*")
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,26}$")
 
 
 @dataclass(frozen=True)
@@ -43,17 +44,20 @@ class RegistryStorageProps:
     """Days after which S3 aborts a multipart upload that never completed (1-365). Default 7."""
     force_destroy: bool = False
     """Let ``terraform destroy`` delete a bucket that still holds images. Default False."""
+    access_logs: Any = None
+    """A ``LogBucket`` (same region) that receives the bucket's S3 server access logs. Default none: no
+    access logging."""
 
     def __post_init__(self) -> None:
-        require(isinstance(self.name, str) and _NAME_RE.match(self.name), "name", self.name,
-                "1-27 lower-case letters, digits and '-' (S3 allows 37 for the prefix <name>-registry-)")
+        require_rule(self, "name", rules.STORAGE_NAME)
         require_whole(self, "noncurrent_version_expiration_days", 1, 3650)
         require_whole(self, "abort_incomplete_upload_days", 1, 365)
 
     @classmethod
-    def from_settings(cls, settings) -> "RegistryStorageProps":
+    def from_settings(cls, settings, access_logs: Any = None) -> "RegistryStorageProps":
         """The bucket of a ``HarborHaSettings`` deployment; destroyable where deletion protection is off."""
-        return cls(name=settings.resource_prefix, force_destroy=not settings.effective_deletion_protection)
+        return cls(name=settings.resource_prefix, force_destroy=not settings.effective_deletion_protection,
+                   access_logs=access_logs)
 
 
 class RegistryStorage(Construct):
@@ -64,6 +68,12 @@ class RegistryStorage(Construct):
         self.key = customer_key(self, alias=f"{props.name}-registry",
                                 description=f"{props.name}: Harbor registry image storage")
         bucket = S3Bucket(self, "bucket", bucket_prefix=f"{props.name}-registry-", force_destroy=props.force_destroy)
+        skip_check(bucket, "CKV_AWS_144", "images reach another region through Harbor's own replication; a second "
+                   "copy beside Harbor's would diverge from its database")
+        skip_check(bucket, "CKV2_AWS_62", "nothing consumes events of the image bucket; Harbor tracks blobs in its "
+                   "database")
+        if props.access_logs is not None:
+            props.access_logs.log_access_to(self, bucket, props.name)
         self.bucket_name = bucket.bucket
         self.bucket_arn = bucket.arn
         self.kms_key_arn = self.key.arn

@@ -321,12 +321,95 @@ def refuse_duplicate_db_subnet_groups() -> None:
     RDSBackend.create_subnet_group = create_subnet_group
 
 
+@_once
+def keep_performance_insights() -> None:
+    """RDS: ``CreateDBInstance`` / ``ModifyDBInstance`` keep Performance Insights (enabled, its KMS key and
+    retention) and ``DescribeDBInstances`` reports them. moto drops them, so the provider, which reads
+    ``performance_insights_enabled`` back, would plan to turn them on after every apply."""
+    from moto.rds.models import DBInstance
+
+    def keep(instance, values: dict) -> None:
+        if values.get("enable_performance_insights") is not None:
+            instance.performance_insights_enabled = bool(values["enable_performance_insights"])
+        for key in ("performance_insights_kms_key_id", "performance_insights_retention_period"):
+            if values.get(key) is not None:
+                setattr(instance, key, values[key])
+
+    create = DBInstance.__init__
+
+    @functools.wraps(create)
+    def init(self, *args, **kwargs):
+        create(self, *args, **kwargs)
+        self.performance_insights_enabled = False
+        keep(self, kwargs)
+
+    update = DBInstance.update
+
+    @functools.wraps(update)
+    def update_keeping(self, **db_kwargs):
+        result = update(self, **db_kwargs)
+        keep(self, db_kwargs)
+        return result
+
+    DBInstance.__init__ = init
+    DBInstance.update = update_keeping
+
+
+@_once
+def accept_query_log_group_arn() -> None:
+    """Route 53: ``CreateQueryLoggingConfig`` accepts a log group's ARN as the AWS provider passes it
+    (``aws_cloudwatch_log_group.arn``, without the ``:*`` suffix). moto finds the group only under
+    ``<arn>:*`` and answers NoSuchCloudWatchLogsLogGroup otherwise. The configuration keeps the ARN as
+    given, so that the provider reads back what it wrote."""
+    from moto.route53.models import Route53Backend
+
+    create = Route53Backend.create_query_logging_config
+
+    @functools.wraps(create)
+    def create_with_either_arn(self, hosted_zone_id, log_group_arn):
+        given = log_group_arn
+        if log_group_arn and not log_group_arn.endswith(":*"):
+            log_group_arn += ":*"
+        config = create(self, hosted_zone_id, log_group_arn)
+        config.cloud_watch_logs_log_group_arn = given
+        return config
+
+    Route53Backend.create_query_logging_config = create_with_either_arn
+
+
+@_once
+def read_logging_target_policies_with_any_principal() -> None:
+    """S3: ``PutBucketLogging`` accepts a target bucket whose policy, beside the statement that lets S3's
+    log delivery write, has a statement for every principal (``"Principal": "*"``, e.g. a TLS-only deny).
+    moto reads each statement's principal as an object and answers HTTP 500 on the string ``"*"``."""
+    import json
+    from types import SimpleNamespace
+
+    from moto.s3.models import FakeBucket
+
+    check = FakeBucket._log_permissions_enabled_policy
+
+    def check_service_statements(target_bucket, target_prefix):
+        policy = target_bucket.policy
+        if not policy:
+            return False
+        document = json.loads(policy.decode() if isinstance(policy, bytes) else policy)
+        statements = document.get("Statement", [])
+        document["Statement"] = [s for s in ([statements] if isinstance(statements, dict) else statements)
+                                 if isinstance(s.get("Principal"), dict)]
+        return check(SimpleNamespace(policy=json.dumps(document).encode(), partition=target_bucket.partition,
+                                     name=target_bucket.name), target_prefix)
+
+    FakeBucket._log_permissions_enabled_policy = staticmethod(check_service_statements)
+
+
 PATCHES = (register_replication_group_member_clusters, honour_secure_transport_condition, finish_replication_group_deletes,
            implement_delete_cache_subnet_group,
            implement_monitor_instances, report_security_groups_of_interface_launches,
            accept_portless_protocol_rules, keep_rule_descriptions, load_aws_managed_policies,
            mark_db_parameters_user_modified, release_private_ips_of_terminated_instances,
-           give_db_instances_unique_resource_ids, refuse_duplicate_db_subnet_groups)
+           give_db_instances_unique_resource_ids, refuse_duplicate_db_subnet_groups, keep_performance_insights,
+           accept_query_log_group_arn, read_logging_target_policies_with_any_principal)
 
 
 def apply_all() -> None:

@@ -16,6 +16,7 @@ from harbor_ha.constructs.lb_pair import LoadBalancerPair, LoadBalancerPairProps
 from harbor_ha.constructs.network import HarborNetwork, HarborNetworkProps
 from harbor_ha.constructs.shared_data import SharedData, SharedDataProps
 from harbor_ha.constructs.static_ips import StaticIps, StaticIpsProps
+from harbor_ha.rules import lb_name
 from harbor_ha.settings import HarborHaSettings
 from harbor_ha.stacks.base import HarborHaStack
 
@@ -36,7 +37,7 @@ class ActiveActiveStack(HarborHaStack):
             addresses=ips.harbor_addresses, hostname=s.hostname or ips.vip_address))
         lb_pair = LoadBalancerPair(self, "lb", props=LoadBalancerPairProps(
             network=network, static_ips=ips, real_server_ips=tuple(a.private_ip for a in ips.harbor_addresses),
-            name=f"{s.resource_prefix}-lb", instance_type=s.lb_instance_type, client_cidrs=s.admin_cidrs,
+            name=lb_name(s.resource_prefix), instance_type=s.lb_instance_type, client_cidrs=s.admin_cidrs,
             ssh_cidrs=s.ssh_cidrs))
         lb_pair.allow_to(fleet)
 

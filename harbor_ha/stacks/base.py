@@ -3,7 +3,10 @@ state file per target and stack so that a local and an AWS deployment never shar
 
 from __future__ import annotations
 
-from harbor_ha.aws import AwsProvider, Construct, Fn, LocalBackend, TerraformOutput, TerraformStack
+from harbor_ha.aws import AwsProvider, Construct, Fn, LocalBackend, Route53Zone, TerraformOutput, TerraformStack
+from harbor_ha.constructs.checkov import skip_check
+from harbor_ha.constructs.region import RegionScope
+from harbor_ha.constructs.zone_query_log import QUERY_LOG_REGION, ZoneQueryLog, ZoneQueryLogProps
 from harbor_ha.provider import aws_provider
 from harbor_ha.settings import STACK_NAMES, HarborHaSettings
 from harbor_ha.target import TERRAFORM_STATE
@@ -30,6 +33,16 @@ class HarborHaStack(TerraformStack):
     def regional_provider(self, region: str, alias: str) -> AwsProvider:
         """An aliased provider for a second region (master-master)."""
         return aws_provider(self, self.settings, region=region, alias=alias, endpoint=self._local_endpoint)
+
+    def log_zone_queries(self, zone: Route53Zone, zone_name: str) -> None:
+        """DNS query logging of a public hosted zone, in us-east-1 where Route 53 writes query logs."""
+        skip_check(zone, "CKV2_AWS_38", "DNSSEC signing protects only once the parent zone publishes the zone's "
+                   "DS record, a step of the delegation outside harbor-ha (and the default zone under .internal "
+                   "has no parent); sign it when you delegate it")
+        scope = self if self.settings.region == QUERY_LOG_REGION else RegionScope(
+            self, "dns-logs", provider=self.regional_provider(QUERY_LOG_REGION, "dns-logs"))
+        ZoneQueryLog(scope, "query-log", props=ZoneQueryLogProps(name=self.settings.resource_prefix, zone_id=zone.zone_id,
+                                                                 zone_name=zone_name))
 
     def output(self, name: str, value, description: str, sensitive: bool = False) -> TerraformOutput:
         return TerraformOutput(self, name, value=value, description=description, sensitive=sensitive)

@@ -21,6 +21,7 @@ from harbor_ha.constructs.harbor_node import StandaloneHarborNode
 from harbor_ha.constructs.network import HarborNetwork, HarborNetworkProps
 from harbor_ha.constructs.region import RegionScope
 from harbor_ha.constructs.replication import HarborReplication, HarborReplicationProps
+from harbor_ha.rules import SITE_LABELS, site_name
 from harbor_ha.settings import HarborHaSettings
 from harbor_ha.stacks.base import HarborHaStack
 from harbor_ha.stacks.master_slaves import replication_tls_trust, standalone_props
@@ -36,28 +37,31 @@ class MasterMasterStack(HarborHaStack):
         secondary = RegionScope(self, "secondary", provider=self.regional_provider(s.secondary_region, "secondary"))
         sites = []
         # The second region's zones are its a and b zones (availability_zones names the first region's).
-        regional = ((self, s, "a"), (secondary, s.replace(region=s.secondary_region, availability_zones=()), "b"))
+        first, second = SITE_LABELS
+        regional = ((self, s, first),
+                    (secondary, s.replace(region=s.secondary_region, availability_zones=()), second))
         for scope_, site_settings, label in regional:
             network = HarborNetwork(scope_, f"network-{label}", props=HarborNetworkProps.from_settings(site_settings))
             node = StandaloneHarborNode(scope_, f"harbor-{label}", props=standalone_props(
-                s, network, f"{s.resource_prefix}-{label}", 0, own_name=f"{label}.{s.hostname}" if s.hostname else ""))
+                s, network, site_name(s.resource_prefix, label), 0, own_name=f"{label}.{s.hostname}" if s.hostname else ""))
             node.allow_from_cidrs(s.admin_cidrs)
-            sites.append((scope_, label, node))
-        for (scope_, label, node), (_, peer_label, peer) in zip(sites, sites[::-1]):
+            sites.append((scope_, label, node, network))
+        for (scope_, label, node, network), (_, peer_label, peer, _) in zip(sites, sites[::-1]):
             # In the source's region: the configurator's carrier bucket sits beside the node that fetches it.
             HarborReplication(scope_, f"replication-{label}", props=HarborReplicationProps(
                 source=node, peers=[(f"harbor-{peer_label}", peer)], over_internet=True,
-                name=f"{s.resource_prefix}-{label}",
-                tls_trust=replication_tls_trust(s), force_destroy=not s.effective_deletion_protection))
+                name=site_name(s.resource_prefix, label), tls_trust=replication_tls_trust(s),
+                force_destroy=not s.effective_deletion_protection, access_logs=network.log_bucket))
 
         if s.hostname:
             zone = Route53Zone(self, "zone", name=s.hostname, force_destroy=True,
                                comment=f"{s.resource_prefix}: the names of Harbor A and B")
-            for _, label, node in sites:
+            self.log_zone_queries(zone, s.hostname)
+            for _, label, node, _ in sites:
                 Route53Record(self, f"harbor-{label}-name", zone_id=zone.zone_id, name=f"{label}.{s.hostname}",
                               type="A", ttl=60, records=[node.public_ip])
             self.output("zone_name_servers", zone.name_servers, f"Delegate {s.hostname} to these name servers")
-        for _, label, node in sites:
+        for _, label, node, _ in sites:
             self.output(f"harbor_{label}_url", node.url,
                         f"Harbor {label.upper()} at its name ({label}.<hostname>), or its Elastic IP")
             self.output(f"harbor_{label}_admin_secret_arn", node.admin_secret_arn,

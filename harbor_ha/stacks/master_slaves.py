@@ -34,6 +34,7 @@ from harbor_ha.aws import Construct, Route53HealthCheck, Route53Record, Route53Z
 from harbor_ha.constructs.harbor_node import StandaloneHarborNode, StandaloneHarborNodeProps
 from harbor_ha.constructs.network import HarborNetwork, HarborNetworkProps
 from harbor_ha.constructs.replication import HarborReplication, HarborReplicationProps
+from harbor_ha.rules import master_name, replica_name
 from harbor_ha.settings import SELF_SIGNED, HarborHaSettings
 from harbor_ha.stacks.base import HarborHaStack
 
@@ -73,12 +74,12 @@ class MasterSlavesStack(HarborHaStack):
         zone_name = s.hostname or f"{s.resource_prefix}.harbor-ha.internal"
         push, pull = f"push.{zone_name}", f"pull.{zone_name}"
         master = StandaloneHarborNode(self, "master", props=standalone_props(
-            s, network, f"{s.resource_prefix}-m", 0, own_name=push))
+            s, network, master_name(s.resource_prefix), 0, own_name=push))
         # A replica's own name, not the shared pull name, is its Harbor's name: the token service a client is
         # sent to must be the replica that answered (each replica signs its own tokens).
         replica_names = [f"replica-{i}.{zone_name}" for i in range(s.replica_count)]
         replicas = [StandaloneHarborNode(self, f"replica-{i}", props=standalone_props(
-            s, network, f"{s.resource_prefix}-r{i}", i + 1, own_name=replica_names[i], other_names=(pull,)))
+            s, network, replica_name(s.resource_prefix, i), i + 1, own_name=replica_names[i], other_names=(pull,)))
             for i in range(s.replica_count)]
         for node in (master, *replicas):
             node.allow_from_cidrs(s.admin_cidrs)
@@ -86,10 +87,11 @@ class MasterSlavesStack(HarborHaStack):
             source=master, peers=[(f"replica-{i}", replica) for i, replica in enumerate(replicas)],
             name=s.resource_prefix,
             pull_only_peers=True, tls_trust=replication_tls_trust(s),
-            force_destroy=not s.effective_deletion_protection))
+            force_destroy=not s.effective_deletion_protection, access_logs=network.log_bucket))
 
         zone = Route53Zone(self, "zone", name=zone_name,
                            comment=f"{s.resource_prefix}: Harbor push and pull endpoints", force_destroy=True)
+        self.log_zone_queries(zone, zone_name)
         Route53Record(self, "push", zone_id=zone.zone_id, name=push, type="A", ttl=60, records=[master.public_ip])
         for i, replica in enumerate(replicas):
             Route53Record(self, f"replica-{i}-name", zone_id=zone.zone_id, name=replica_names[i], type="A", ttl=60,
