@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from harbor_ha.rules import TOKEN_MARK
+
 # libyaml's emitter where PyYAML was built with it: several times faster than the pure-Python one, which
 # made synth time grow with every Harbor server; the text is the same.
 SAFE_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -23,8 +25,6 @@ SAFE_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 USER_DATA_LIMIT = 16 * 1024
 # Files larger than this are compressed.
 COMPRESS_OVER = 1024
-# How an unresolved cdktf token looks in a Python string before synth.
-_TOKEN_MARK = "${TfToken["
 
 
 # Whole-line comments, except the interpreter line and shellcheck directives.
@@ -39,7 +39,7 @@ def without_comment_lines(script: str) -> str:
 
 def has_reference(text: str) -> bool:
     """Whether ``text`` holds a Terraform reference (an unresolved cdktf token)."""
-    return _TOKEN_MARK in text
+    return TOKEN_MARK in text
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class WriteFile:
     def to_cloud_config(self) -> dict:
         entry = {"path": self.path, "owner": self.owner, "permissions": self.permissions}
         has_token = has_reference(self.content)
-        template_syntax = "%{" in self.content or "${" in self.content.replace(_TOKEN_MARK, "")
+        template_syntax = "%{" in self.content or "${" in self.content.replace(TOKEN_MARK, "")
         if has_token and template_syntax:
             raise ValueError(f"{self.path}: a file holding Terraform references cannot also hold a literal "
                              "'${' or '%{' (Terraform would read it as a template)")

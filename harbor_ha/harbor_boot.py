@@ -16,6 +16,7 @@ from typing import Mapping
 
 from harbor_ha.cloud_init import CloudConfig, WriteFile, has_reference, without_comment_lines
 from harbor_ha.harbor_config import STATE_DIR, HarborConfig, dump_harbor_yml, harbor_yml_document, placeholder
+from harbor_ha.rules import TOKEN_MARK
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "harbor"
 SCRIPT_DIR = "/usr/local/libexec/harbor-ha"
@@ -25,7 +26,7 @@ YML_VALUE_PREFIX = "HARBOR_YML_"
 COMPOSE_VERSION = "2.29.7"
 # Harbor's release signing key (goharbor installation docs: gpg --receive-keys 644FF454C0B4115C).
 HARBOR_SIGNING_KEY = "644FF454C0B4115C"
-_TOKEN_RE = re.compile(r"\$\{TfToken\[[^\]]+\]\}")
+_TOKEN_RE = re.compile(re.escape(TOKEN_MARK) + r"[^\]]+\]\}")
 _SAFE_VALUE_RE = re.compile(r"^[A-Za-z0-9_./:@+=,-]*$")
 
 

@@ -39,7 +39,8 @@ class HarborNetworkProps:
     """New VPC: one NAT gateway for all AZs instead of one per AZ (cheaper, but an outage of its AZ cuts
     every private subnet off the internet). Default False."""
     vpc_id: str = ""
-    """Use this existing VPC instead of creating one. Default: create a new VPC."""
+    """Use this existing VPC instead of creating one: its id, or a reference (``vpc.id``) to a VPC made in the same
+    stack. Default: create a new VPC."""
     public_subnet_ids: tuple[str, ...] = ()
     """With ``vpc_id``: public subnets, at least 2, in distinct AZs; entry i in the AZ of
     ``private_subnet_ids[i]``. Default none."""
@@ -54,9 +55,9 @@ class HarborNetworkProps:
     def __post_init__(self) -> None:
         require_whole(self, "log_retention_days", 1, 3650)
         if self.vpc_id:
-            require_rule(self, "vpc_id", rules.VPC_ID)
+            require_rule(self, "vpc_id", rules.VPC_ID_OR_REFERENCE)
             for key in ("public_subnet_ids", "private_subnet_ids"):
-                require_rule(self, key, rules.SUBNET_IDS)
+                require_rule(self, key, rules.SUBNET_IDS_OR_REFERENCES)
             require(rules.SUBNET_PAIRS.ok((self.public_subnet_ids, self.private_subnet_ids)), "public_subnet_ids",
                     self.public_subnet_ids, rules.SUBNET_PAIRS.allowed)
             return
