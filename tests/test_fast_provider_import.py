@@ -91,3 +91,24 @@ def test_fast_mode_node_process_loads_only_the_javascript_of_the_named_modules(r
 
 def _resource_modules(modules: set[str]) -> set[str]:
     return {name for name in modules if not name.endswith("._private")}
+
+
+# As an error, harbor-ha's warning stops the import at once, before the slow part it warns of.
+SLOW_ORDER_AS_ERROR = "error:cdktf"
+
+
+@pytest.mark.parametrize("imports, warned", [
+    # What an earlier ``import cdktf_cdktf_provider_aws.<module>`` leaves (its root executed), without the
+    # minutes that import takes on a loaded machine.
+    ("import sys, types; sys.modules['cdktf_cdktf_provider_aws'] = types.ModuleType('cdktf_cdktf_provider_aws'); "
+     "import harbor_ha.aws", True),
+    ("import cdktf; import harbor_ha.aws", True),
+    ("import harbor_ha.aws; import cdktf, cdktf_cdktf_provider_aws.vpc", False),
+])
+def test_an_import_order_that_makes_synth_slow_is_named_with_what_to_do(imports, warned):
+    env = {k: v for k, v in os.environ.items() if k != "HARBOR_HA_EAGER_PROVIDER"}
+    done = subprocess.run([sys.executable, "-W", SLOW_ORDER_AS_ERROR, "-c", imports], env=env, cwd=PROJECT,
+                          capture_output=True, text=True, timeout=300)
+    assert (done.returncode != 0) == warned, done.stderr[-2000:]
+    if warned:
+        assert "SlowProviderImport" in done.stderr and "import harbor_ha" in done.stderr.splitlines()[-1]
