@@ -21,7 +21,7 @@ from harbor_ha.terraform_config import terraform_env
 
 from conftest import TEST_LOCAL_ENDPOINT, CdktfTesting, require_tool, resources
 from harbor_vm_helpers import written_files
-from test_keepalived import check_installed_config
+from keepalived_helpers import check_installed_config
 
 ZONES = ("us-east-1a", "us-east-1b")
 HARBOR_IPS = ("10.40.128.10", "10.40.192.10")

@@ -26,7 +26,7 @@ from harbor_ha.keepalived import (
 from harbor_ha.node_reports import LB_POOL_TAG
 
 from conftest import FakeImds, require_tool
-from test_keepalived import NAMESPACES, VETH_ADDRESSES, keepalived_check, two_namespaces, wait_for  # noqa: F401
+from keepalived_helpers import NAMESPACES, VETH_ADDRESSES, keepalived_check, two_namespaces, wait_for  # noqa: F401
 
 REGION = "us-east-1"
 DIRECTORS = ("10.40.0.10", "10.40.64.10")

@@ -20,7 +20,7 @@ from harbor_ha.terraform_config import terraform_env
 
 from conftest import IN_CI, PROJECT, TEST_LOCAL_ENDPOINT, CdktfTesting, image_buckets, require_tool, resources
 from harbor_vm_helpers import PLAINTEXT_SECRETS, policy_statements, without_references, written_files
-from test_keepalived import check_installed_config
+from keepalived_helpers import check_installed_config
 
 
 @pytest.fixture(scope="module")
