@@ -28,7 +28,7 @@ def project(tmp_path_factory):
                                         ("process group", signal.SIGINT)])
 def test_a_signal_stops_terraform_cleanly_and_up_continues(project, to, signum):
     """``harbor-ha``: the signal goes to the harbor-ha process alone (a CI runner, a supervisor); ``process
-    group``: to its whole group, as a terminal's Ctrl-C does (jsii's node process dies of it too)."""
+    group``: to its whole group, as a terminal's Ctrl-C does (terraform hears it directly too)."""
     root, endpoint = project
     up = start(root, endpoint, "up", STACK)
     wait_for_line(root / f"up-{STACK}.out", "] created ")  # terraform is applying

@@ -9,7 +9,9 @@ from typing import Any, Mapping, Sequence
 
 from harbor_ha.aws import (
     Construct, DataAwsCallerIdentity, DataAwsIamPolicyDocument, DataAwsIamPolicyDocumentStatement, DataAwsPartition,
-    IamRole, IamRolePolicy, KmsAlias, KmsKey, SecurityGroup, TerraformStack, VpcSecurityGroupIngressRule,
+    IamRole, IamRolePolicy, KmsAlias, KmsKey, S3Bucket, S3BucketOwnershipControls, S3BucketOwnershipControlsRule,
+    S3BucketPublicAccessBlock, S3BucketVersioningA, S3BucketVersioningVersioningConfiguration, SecurityGroup,
+    TerraformStack, VpcSecurityGroupIngressRule,
 )
 from harbor_ha.constructs.connections import Connectable, allow_tcp
 
@@ -32,6 +34,17 @@ def require_whole(props: object, prop: str, low: int, high: int) -> None:
     value = getattr(props, prop)
     require(isinstance(value, int) and not isinstance(value, bool) and low <= value <= high, prop, value,
             f"a whole number from {low} to {high}")
+
+
+def private_versioned(scope: Construct, bucket: S3Bucket) -> S3BucketVersioningA:
+    """What every bucket of harbor-ha has: no public access, no ACLs (the owner owns every object), and
+    versioning (returned: a lifecycle rule for noncurrent versions must wait for it)."""
+    S3BucketPublicAccessBlock(scope, "public-access-block", bucket=bucket.id, block_public_acls=True,
+                              block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True)
+    S3BucketOwnershipControls(scope, "ownership", bucket=bucket.id,
+                              rule=S3BucketOwnershipControlsRule(object_ownership="BucketOwnerEnforced"))
+    return S3BucketVersioningA(scope, "versioning", bucket=bucket.id,
+                               versioning_configuration=S3BucketVersioningVersioningConfiguration(status="Enabled"))
 
 
 def customer_key(scope: Construct, *, alias: str, description: str,

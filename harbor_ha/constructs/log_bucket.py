@@ -16,15 +16,13 @@ from harbor_ha.aws import (
     S3BucketLifecycleConfiguration, S3BucketLifecycleConfigurationRule,
     S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload, S3BucketLifecycleConfigurationRuleExpiration,
     S3BucketLifecycleConfigurationRuleFilter, S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration,
-    S3BucketLoggingA, S3BucketOwnershipControls, S3BucketOwnershipControlsRule, S3BucketPolicy,
-    S3BucketPublicAccessBlock, S3BucketServerSideEncryptionConfigurationA,
+    S3BucketLoggingA, S3BucketPolicy, S3BucketServerSideEncryptionConfigurationA,
     S3BucketServerSideEncryptionConfigurationRuleA,
-    S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA, S3BucketVersioningA,
-    S3BucketVersioningVersioningConfiguration, TerraformResource,
+    S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA, TerraformResource,
 )
 from harbor_ha.constructs.checkov import skip_check
 from harbor_ha import rules
-from harbor_ha.constructs.data_tier import require_rule, require_whole
+from harbor_ha.constructs.data_tier import private_versioned, require_rule, require_whole
 
 
 
@@ -56,13 +54,7 @@ class LogBucket(Construct):
                    "your own")
         skip_check(bucket, "CKV2_AWS_62", "nothing consumes events of the log bucket")
 
-        S3BucketPublicAccessBlock(self, "public-access-block", bucket=bucket.id, block_public_acls=True,
-                                  block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True)
-        S3BucketOwnershipControls(self, "ownership", bucket=bucket.id,
-                                  rule=S3BucketOwnershipControlsRule(object_ownership="BucketOwnerEnforced"))
-        versioning = S3BucketVersioningA(self, "versioning", bucket=bucket.id,
-                                         versioning_configuration=S3BucketVersioningVersioningConfiguration(
-                                             status="Enabled"))
+        versioning = private_versioned(self, bucket)
         S3BucketServerSideEncryptionConfigurationA(self, "encryption", bucket=bucket.id, rule=[
             S3BucketServerSideEncryptionConfigurationRuleA(
                 apply_server_side_encryption_by_default=(

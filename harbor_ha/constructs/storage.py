@@ -13,18 +13,18 @@ from typing import Any
 
 from harbor_ha.aws import (
     Construct, DataAwsIamPolicyDocument, DataAwsIamPolicyDocumentStatement,
-    DataAwsIamPolicyDocumentStatementCondition, DataAwsIamPolicyDocumentStatementPrincipals, IamRole,
-    IamRolePolicy, S3Bucket, S3BucketLifecycleConfiguration, S3BucketLifecycleConfigurationRule,
+    DataAwsIamPolicyDocumentStatementCondition, DataAwsIamPolicyDocumentStatementPrincipals, IamRole, IamRolePolicy,
+    S3Bucket, S3BucketLifecycleConfiguration, S3BucketLifecycleConfigurationRule,
     S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload, S3BucketLifecycleConfigurationRuleFilter,
-    S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration, S3BucketOwnershipControls,
-    S3BucketOwnershipControlsRule, S3BucketPolicy, S3BucketPublicAccessBlock,
+    S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration, S3BucketPolicy,
     S3BucketServerSideEncryptionConfigurationA, S3BucketServerSideEncryptionConfigurationRuleA,
-    S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA, S3BucketVersioningA,
-    S3BucketVersioningVersioningConfiguration,
+    S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA,
 )
 from harbor_ha.constructs.checkov import skip_check
 from harbor_ha import rules
-from harbor_ha.constructs.data_tier import customer_key, grant, require_rule, require_whole, statement
+from harbor_ha.constructs.data_tier import (
+    customer_key, grant, private_versioned, require_rule, require_whole, statement,
+)
 
 # What the distribution S3 storage driver Harbor's registry uses calls (its documented IAM policy).
 BUCKET_ACTIONS = ("s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads")
@@ -79,13 +79,7 @@ class RegistryStorage(Construct):
         self.kms_key_arn = self.key.arn
         self.region = bucket.region
 
-        S3BucketPublicAccessBlock(self, "public-access-block", bucket=bucket.id, block_public_acls=True,
-                                  block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True)
-        S3BucketOwnershipControls(self, "ownership", bucket=bucket.id,
-                                  rule=S3BucketOwnershipControlsRule(object_ownership="BucketOwnerEnforced"))
-        versioning = S3BucketVersioningA(self, "versioning", bucket=bucket.id,
-                                         versioning_configuration=S3BucketVersioningVersioningConfiguration(
-                                             status="Enabled"))
+        versioning = private_versioned(self, bucket)
         S3BucketServerSideEncryptionConfigurationA(self, "encryption", bucket=bucket.id, rule=[
             S3BucketServerSideEncryptionConfigurationRuleA(
                 bucket_key_enabled=True,
