@@ -75,13 +75,21 @@ def _unmanaged_addresses(run, state: dict) -> dict[tuple[str, str], list[str]]:
     return found
 
 
-def adopt_orphans(run, report: Callable[[str], None] = print, *, settle: bool = False) -> list[Found]:
+# Import blocks (Terraform >= 1.5) rather than ``terraform import``: the command evaluates the whole configuration
+# with every resource missing from the state as null, and fails on the first data source that builds a string
+# from one (an IAM policy naming a bucket the cut-short apply never made). A plan imports and creates together.
+IMPORTS_FILE = "harbor-ha-imports.tf.json"
+
+
+def adopt_orphans(run, report: Callable[[str], None] = print) -> list[Found]:
     """Import the stack's orphans that match one resource of its configuration; report every orphan. Returns
     the orphans left unmatched (named in the report with how to import or delete them).
 
-    ``settle``: then apply the imported resources alone, before the caller's apply: an imported database or
+    The imported resources are applied alone, before the caller's apply or destroy: an imported database or
     cache often differs from its configuration, and values other resources read from it (user-data holds its
     endpoint) change when it is updated, which Terraform refuses within one apply ("inconsistent final plan")."""
+    import json
+
     state = run.state()
     left = orphans(run)
     if not left:
@@ -89,19 +97,23 @@ def adopt_orphans(run, report: Callable[[str], None] = print, *, settle: bool = 
     report(f"harbor-ha: {len(left)} resources of stack {run.stack} exist in the target but not in its state "
            "(an earlier apply or destroy was cut short); importing them:")
     addresses = _unmanaged_addresses(run, state)
-    unmatched, imported = [], []
+    unmatched, imports = [], []
     for orphan in left:
         candidates = addresses.get((orphan.kind, orphan.key), [])
         if len(candidates) != 1:
             unmatched.append(orphan)
             continue
-        run.terraform("import", candidates[0], orphan.import_id, stream=False)
         addresses.pop((orphan.kind, orphan.key))
-        imported.append(candidates[0])
-        report(f"  imported {orphan.describe()} as {candidates[0]}")
-    if settle and imported:
-        report(f"harbor-ha: bringing the {len(imported)} imported resources in line with the configuration first")
-        run.terraform("apply", skip_plan=True, target=imported)
+        imports.append({"to": candidates[0], "id": orphan.import_id})
+        report(f"  importing {orphan.describe()} as {candidates[0]}")
+    if imports:
+        blocks = run.workdir / IMPORTS_FILE
+        blocks.write_text(json.dumps({"import": imports}, indent=2))
+        try:
+            run.terraform("apply", skip_plan=True, target=[block["to"] for block in imports])
+        finally:
+            blocks.unlink()
+        report(f"harbor-ha: imported {len(imports)} resources and brought them in line with the configuration")
     for orphan in unmatched:
         report(f"  not imported, {orphan.describe()}: it matches no single resource of the configuration; import "
                f"it with 'terraform -chdir={run.workdir} import <address> {orphan.import_id}' or delete it "
@@ -112,7 +124,7 @@ def adopt_orphans(run, report: Callable[[str], None] = print, *, settle: bool = 
 def before_apply(run) -> None:
     """What ``up`` does before its apply: refuse to rename what holds data, import what a cut-short apply left."""
     refuse_renaming_data(run)
-    adopt_orphans(run, settle=True)
+    adopt_orphans(run)
 
 
 def remove_node_made_secrets(run, report: Callable[[str], None] = print) -> list[Found]:

@@ -13,6 +13,7 @@ scenario is 20-60 s; ``run`` kills QEMU when its time is up, whatever happens.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
@@ -87,6 +88,14 @@ def build(directory: Path | None = None) -> Guest:
     """The cached guest, built first if needed (download of about 70 MB and a few seconds)."""
     require_qemu()
     directory = directory or cache_dir()
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    # One builder at a time (two drills may start together); the others wait and find it ready.
+    with open(directory.parent / f"{directory.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_unlocked(directory)
+
+
+def _build_unlocked(directory: Path) -> Guest:
     guest = Guest(kernel=directory / "vmlinuz", initrd=directory / "initrd.cpio", modules=directory / "modules")
     if (directory / "ready").exists():
         return guest
