@@ -130,7 +130,7 @@ class Node:
         if not self.running:
             return
         if sig == signal.SIGKILL:
-            os.killpg(self.process.pid, sig)
+            self.kill_all()
         else:
             self.process.send_signal(sig)
 
@@ -143,15 +143,46 @@ class Node:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
                 pass
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)  # anything left of its group (a notify script)
-        except ProcessLookupError:
-            pass
+        self.kill_all()
         self.process.wait()
+
+    def kill_all(self, timeout: float = 10) -> None:
+        """SIGKILL to keepalived's group and to every process started on the node: keepalived runs each notify
+        script in a process group of its own, so a script (and the aws CLI it runs) outlives a killed group. They
+        are found by the node's own run directory in their environment, until none is left."""
+        marker = f"HARBOR_HA_RUN_DIR={self.env['HARBOR_HA_RUN_DIR']}".encode()
+        groups = {self.process.pid}
+        deadline = time.monotonic() + timeout
+        while groups and time.monotonic() < deadline:
+            for group in groups:
+                try:
+                    os.killpg(group, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            groups = set()
+            for pid in processes_with_environment(marker):
+                try:
+                    groups.add(os.getpgid(pid))
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.05 if groups else 0)
 
     def holds_master_marker(self) -> bool:
         """The MASTER's own sign: the host-scoped marker address keepalived puts on ``lo``."""
         return "169.254.100.1/32" in self.namespace.ip("-o", "addr", "show", "dev", "lo")
+
+
+def processes_with_environment(marker: bytes) -> list[int]:
+    """The live processes whose environment holds ``marker`` (``NAME=value``)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
 
 
 class PairDrill:
