@@ -244,7 +244,8 @@ class PairDrill:
                 argv.append("--vrrp")  # no IPVS in this kernel; the LVS half runs in the guest
             node_env = {**env, "HARBOR_HA_RUN_DIR": str(self.workdir / f"run-{index}")}  # each node's own /run
             self.nodes.append(Node(index=index, namespace=namespace, instance_id=instances[index],
-                                   config=configs[index], argv=argv, env=node_env, log=self.workdir / f"keepalived-{index}.log",
+                                   config=configs[index], argv=argv, env=node_env,
+                                   log=self.workdir / f"keepalived-{index}.log",
                                    health=health))
         first, second = self.nodes
         began = time.monotonic()
