@@ -106,7 +106,8 @@ class Inventory:
                 if item[key] in roots or not self._ours(item.get("Tags")):  # the emulator may ignore a filter
                     continue
                 state = (item.get("State") or {}).get("Name") if kind == "aws_instance" else item.get("State")
-                name = {t["Key"]: t["Value"] for t in item.get("Tags", [])}.get("Name", "")
+                # A security group without a Name tag (the data stores' groups) is known by its group name.
+                name = {t["Key"]: t["Value"] for t in item.get("Tags", [])}.get("Name", item.get("GroupName", ""))
                 yield Found(kind, item[key], region, name, kept=EC2_KEPT.get((kind, str(state).lower()), ""))
 
     def _tagged(self, client, arn: str, call: str = "list_tags_for_resource", **key) -> bool:

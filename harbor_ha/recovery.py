@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from harbor_ha.inventory import Found, stack_inventory
+from harbor_ha.inventory import EC2_LISTS, Found, stack_inventory
 from harbor_ha.verify import state_resources
 
 # Per Terraform type: the configuration attributes whose literal value is the inventory's key, first found wins.
@@ -23,15 +23,18 @@ CONFIG_KEYS = {
     "aws_kms_key": ("description",), "aws_kms_alias": ("name",),
     "aws_secretsmanager_secret": ("name_prefix", "name"), "aws_s3_bucket": ("bucket_prefix", "bucket"),
     "aws_iam_role": ("name_prefix", "name"), "aws_iam_instance_profile": ("name_prefix", "name"),
-    "aws_route53_zone": ("name",),
+    "aws_route53_zone": ("name",), "aws_security_group": ("name",),
 }
 
 
 def _config_key(kind: str, values: dict) -> str:
+    """The key ``harbor_ha.inventory`` finds the resource by: an EC2 resource's Name tag where it has one."""
+    name = (values.get("tags") or {}).get("Name")
+    if isinstance(name, str) and kind in EC2_LISTS:
+        return name
     for attribute in CONFIG_KEYS.get(kind, ()):
         if isinstance(values.get(attribute), str):
             return values[attribute]
-    name = (values.get("tags") or {}).get("Name")
     return name if isinstance(name, str) else ""
 
 

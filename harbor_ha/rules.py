@@ -119,6 +119,12 @@ def longest_name(stacks) -> int:
     return max((n for n in range(MIN_NAME, 64) if fits(n)), default=MIN_NAME)
 
 
+# ---- Harbor nodes -------------------------------------------------------------------------------------
+# tls_certificate's value for "each node makes its own certificate".
+SELF_SIGNED = "self-signed"
+# Where a standalone Harbor keeps its images: S3, or the data volume that outlives the instance.
+NODE_STORAGE = ("s3", "ebs")
+
 # ---- AWS identifiers ----------------------------------------------------------------------------------
 VPC_ID = pattern(r"vpc-[0-9a-f]{8,17}", "an id such as vpc-0123456789abcdef0")
 SUBNET_ID = pattern(r"subnet-[0-9a-f]{8,17}", "an id such as subnet-0123456789abcdef0")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from harbor_ha import cloud_facts, rules
+from harbor_ha.rules import NODE_STORAGE, SELF_SIGNED
 from harbor_ha.harbor_config import hostname_problem
 from harbor_ha.harbor_release import DEFAULT_HARBOR_VERSION, parse_release, release_problem
 
@@ -35,11 +36,7 @@ RESERVED_ENV = frozenset({"CONFIG", "LOCAL_ENDPOINT", "STATE_DIR", "EAGER_PROVID
 TARGETS = ("local", "aws")
 # The nodes install Harbor 2.13 or later, which runs on PostgreSQL only (harbor_release.POSTGRES_SINCE).
 DB_ENGINES = ("postgres",)
-NODE_STORAGE = ("s3", "ebs")
 STACK_NAMES = ("active-active", "active-standby", "master-slaves", "master-master")
-
-# tls_certificate's value for "each node makes its own certificate".
-SELF_SIGNED = "self-signed"
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,7 @@ def test_killed_apply_is_recovered_and_down_leaves_only_what_aws_keeps(project, 
 
     code, out, err = run(root, endpoint, "up", STACK)
     assert code == 0, out[-4000:] + err
-    assert "imported aws_db_instance" in out, out[:4000]
+    assert "importing aws_db_instance" in out and "harbor-ha: imported " in out, out[:4000]
     code, out, err = run(root, endpoint, "verify", STACK)
     assert code == 0, out + err
 

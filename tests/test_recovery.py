@@ -49,12 +49,17 @@ def test_unmanaged_addresses_are_keyed_by_name_tag_identifier_and_prefix(tmp_pat
     config = {"aws_vpc": {"vpc": {"tags": {"Name": "harbor-as"}}},
               "aws_db_instance": {"db": {"identifier": "harbor-as-registry"}},
               "aws_iam_role": {"role": {"name_prefix": "harbor-as-"}},
-              "aws_subnet": {"held": {"tags": {"Name": "harbor-as-a"}}, "computed": {"tags": {"Name": "${x}"}}}}
+              "aws_subnet": {"held": {"tags": {"Name": "harbor-as-a"}}, "computed": {"tags": {"Name": "${x}"}}},
+              # A data store's group has no Name tag: the inventory knows it by its group name.
+              "aws_security_group": {"db": {"name": "harbor-as-registry-db"},
+                                     "lb": {"name_prefix": "harbor-as-lb-", "tags": {"Name": "harbor-as-lb"}}}}
     run = RecordedStackRun(tmp_path, config, {})
     found = _unmanaged_addresses(run, _state(("aws_subnet", "held", {"id": "subnet-1"})))
     assert found == {("aws_vpc", "harbor-as"): ["aws_vpc.vpc"],
                      ("aws_db_instance", "harbor-as-registry"): ["aws_db_instance.db"],
-                     ("aws_iam_role", "harbor-as-"): ["aws_iam_role.role"]}
+                     ("aws_iam_role", "harbor-as-"): ["aws_iam_role.role"],
+                     ("aws_security_group", "harbor-as-registry-db"): ["aws_security_group.db"],
+                     ("aws_security_group", "harbor-as-lb"): ["aws_security_group.lb"]}
 
 
 def test_renaming_a_deployed_database_is_refused_before_any_change(tmp_path):

@@ -99,6 +99,11 @@ def instances(endpoint: str, role: str) -> dict[str, str]:
             for r in found["Reservations"] for i in r["Instances"]}
 
 
+def roll_steps(lines: list[str]) -> list[str]:
+    """The ``rolling <member> ...`` lines of an up's output, without the plan's heading (``rolling change: ...``)."""
+    return [line for line in lines if line.startswith("rolling ") and not line.startswith("rolling change:")]
+
+
 def run_for(root, **settings) -> StackRun:
     return StackRun(STACK, HarborHaSettings(stacks=(STACK,), **settings), project_dir=root, stream=False)
 
@@ -148,7 +153,8 @@ def test_upgrade_rolls_one_node_at_a_time_after_a_snapshot_and_a_downgrade_is_re
     snapshots = client(endpoint, "rds").describe_db_snapshots(SnapshotType="manual")["DBSnapshots"]
     (snapshot,) = [s["DBSnapshotIdentifier"] for s in snapshots]
     assert snapshot.startswith(f"{PREFIX}-harbor-2-15-1-to-2-15-2-")
-    steps = [line for line in lines if line.startswith(("RDS snapshot", "rolling ", f"{PREFIX}-harbor-"))]
+    steps = [line for line in lines
+             if line.startswith(("RDS snapshot", f"{PREFIX}-harbor-")) or line in roll_steps(lines)]
     assert steps[0].startswith("RDS snapshot"), steps
     assert [s.split()[1] for s in steps if s.startswith("rolling")] == [f"{PREFIX}-harbor-0", f"{PREFIX}-harbor-1"]
     # One at a time: the second server is replaced only after the first reported healthy at 2.15.2.
@@ -173,7 +179,7 @@ def test_instance_types_roll_one_node_at_a_time_and_the_vip_holder_last(project)
         lines.clear()
         run = run_for(root, harbor_instance_type="m6i.xlarge", lb_instance_type="t3.medium")
         up(run, FAST, lines.append)
-    rolled = [line.split()[1] for line in lines if line.startswith("rolling ")]
+    rolled = [line.split()[1] for line in roll_steps(lines)]
     assert rolled == [f"{PREFIX}-harbor-0", f"{PREFIX}-harbor-1", f"{PREFIX}-lb-1", f"{PREFIX}-lb-0"], lines
     moved = next(i for i, line in enumerate(lines) if line.startswith("moved the VIP"))
     assert lines.index(f"rolling {PREFIX}-lb-1 (lb) stopped, changed and started") < moved < lines.index(

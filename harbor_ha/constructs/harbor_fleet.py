@@ -29,7 +29,7 @@ from harbor_ha.harbor_release import DEFAULT_HARBOR_VERSION
 from harbor_ha.health_report import health_report_part
 from harbor_ha.node_reports import HEALTH_TAG, report_statement
 from harbor_ha.harbor_config import ExternalDatabase, ExternalRedis, HarborConfig, S3Storage
-from harbor_ha.settings import SELF_SIGNED
+from harbor_ha.rules import SELF_SIGNED
 
 
 

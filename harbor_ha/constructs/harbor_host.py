@@ -28,7 +28,7 @@ from harbor_ha.constructs.checkov import skip_check
 from harbor_ha.constructs.connections import Connectable, allow_egress_tcp, allow_tcp, allow_tcp_from_cidr
 from harbor_ha import rules
 from harbor_ha.harbor_release import release_problem
-from harbor_ha.settings import SELF_SIGNED
+from harbor_ha.rules import SELF_SIGNED
 from harbor_ha.constructs.data_tier import (
     customer_key, ephemeral_random_password, grant, require, require_rule, secret_reader_statements, statement,
 )

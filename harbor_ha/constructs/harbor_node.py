@@ -23,7 +23,7 @@ from harbor_ha.constructs.storage import RegistryStorage, RegistryStorageProps
 from harbor_ha.harbor_boot import harbor_cloud_config
 from harbor_ha.harbor_release import DEFAULT_HARBOR_VERSION
 from harbor_ha.harbor_config import HarborConfig, S3Storage, hostname_problem
-from harbor_ha.settings import NODE_STORAGE, SELF_SIGNED
+from harbor_ha.rules import NODE_STORAGE, SELF_SIGNED
 
 DATA_DEVICE = "/dev/sdf"
 
