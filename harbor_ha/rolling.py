@@ -264,9 +264,9 @@ class Roller:
         members = order(plan.members, holders)
         done: list[Member] = []
         for member in members:
-            self.say(f"rolling {member.describe()}")
             if member.vip and member.instance_id in holders:
-                self.move_vip(member, done)
+                self.move_vip(member, done)  # said first: the VIP leaves before its holder stops
+            self.say(f"rolling {member.describe()}")
             drained = member.role == "harbor" and self.drain(member)
             if member.role == "lb" and member.action == "update":
                 # Restarted, it acknowledges the pool again: only a fresh acknowledgement counts.
