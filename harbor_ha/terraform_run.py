@@ -15,7 +15,9 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM)
@@ -91,5 +93,22 @@ def run(argv: list[str], *, cwd: str, env: dict[str, str], capture: bool, grace_
     timed_out = killed.is_set()
     if received:  # what terraform started and left behind when it stopped (a provisioner's command)
         kill_group()
+        _wait_until_ended(process.pid)
     return Finished(process.returncode, (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace"),
                     received[0] if received else 0, timed_out)
+
+
+def _wait_until_ended(group: int, timeout: float = 10) -> None:
+    """Until no live process is left in ``group`` (a killed one takes a moment to end on a busy machine)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(
+            _live_in_group(entry, group) for entry in Path("/proc").iterdir() if entry.name.isdigit()):
+        time.sleep(0.05)
+
+
+def _live_in_group(entry: Path, group: int) -> bool:
+    try:
+        fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return False
+    return int(fields[2]) == group and fields[0] != "Z"
