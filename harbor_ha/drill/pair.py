@@ -172,6 +172,19 @@ class Node:
         return "169.254.100.1/32" in self.namespace.ip("-o", "addr", "show", "dev", "lo")
 
 
+def processes_naming(text: str) -> list[int]:
+    """The live processes other than this one whose command line holds ``text``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if text.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
 def processes_with_environment(marker: bytes) -> list[int]:
     """The live processes whose environment holds ``marker`` (``NAME=value``)."""
     found = []
@@ -368,6 +381,21 @@ class PairDrill:
         self.lan.ip("link", "set", "dev", self.port(node.index), "master", "br0")
 
     # ---- tear-down -------------------------------------------------------------------------------------------
+    def _end_processes_of_the_workdir(self, timeout: float = 10) -> None:
+        """Whatever still names the drill's directory on its command line (a keepalived of an earlier start of a
+        node, a script of it), ended: the drill leaves no process behind."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            left = processes_naming(str(self.workdir))
+            if not left:
+                return
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.05)
+
     def close(self) -> None:
         for node in self.nodes:
             node.stop()
@@ -377,5 +405,7 @@ class PairDrill:
             except Exception:  # noqa: BLE001 (tear-down goes on; what is left is checked by leftovers())
                 pass
         self._closers.clear()
+        if hasattr(self, "workdir"):
+            self._end_processes_of_the_workdir()
         if not self.keep_files and self._workdir_given is None and hasattr(self, "workdir"):
             shutil.rmtree(self.workdir, ignore_errors=True)
