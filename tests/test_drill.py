@@ -26,7 +26,7 @@ from harbor_ha.drill import netns
 from harbor_ha.drill.command import drill
 from harbor_ha.drill.figures import summarize, table
 from harbor_ha.drill.lvs import lvs_drill
-from harbor_ha.drill.pair import PairDrill
+from harbor_ha.drill.pair import PairDrill, processes_naming
 from harbor_ha.drill.scenarios import Run
 from harbor_ha.settings import HarborHaSettings
 
@@ -51,18 +51,6 @@ def require_drill_tools(guest: bool = False) -> None:
         pytest.fail(message) if IN_CI else pytest.skip(message)
 
 
-def processes_mentioning(text: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and entry.name != str(os.getpid()):
-            try:
-                if text in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                    found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
-
-
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -75,9 +63,9 @@ def nothing_left(workdir_hint: str = "harbor-ha-drill-", grace: float = 30) -> N
     """No namespace and, once what was killed has ended (on a busy machine that takes a while), no process."""
     assert netns.leftovers() == [], "namespaces left behind"
     deadline = time.monotonic() + grace
-    while processes_mentioning(workdir_hint) and time.monotonic() < deadline:
+    while processes_naming(workdir_hint) and time.monotonic() < deadline:
         time.sleep(0.2)
-    left = {pid: _described(pid) for pid in processes_mentioning(workdir_hint)}
+    left = {pid: _described(pid) for pid in processes_naming(workdir_hint)}
     assert left == {}, "keepalived or another drill process left behind"
 
 
@@ -157,7 +145,7 @@ def test_lvs_in_a_real_kernel_balances_checks_and_takes_a_new_server():
         "an unhealthy server gets no requests", "the added server enters the pool after the reload",
         "the reload keeps the MASTER", "the added server receives requests"}
     outcomes_held(summarize("active-active", runs))
-    assert processes_mentioning("harbor-ha-lvs-") == [], "QEMU left behind"
+    assert processes_naming("harbor-ha-lvs-") == [], "QEMU left behind"
 
 
 @pytest.mark.drill
@@ -170,7 +158,7 @@ def test_a_drill_that_fails_leaves_nothing_behind():
             emulator = pair.emulator_address
             raise RuntimeError("a failing scenario")
     assert not any(alive(pid) for pid in started), "keepalived left behind"
-    assert processes_mentioning(f"--port {emulator[1]}") == [], "the emulator left behind"
+    assert processes_naming(f"--port {emulator[1]}") == [], "the emulator left behind"
     nothing_left()
 
 
@@ -183,4 +171,4 @@ def test_a_guest_that_overruns_is_killed():
         Path(share, "run.sh").write_text("sleep 600\n")
         booted = qemu.run(guest, Path(share), timeout=15)
         assert booted.returncode == -signal.SIGKILL and "time is up" in booted.stdout
-        assert processes_mentioning(share) == []
+        assert processes_naming(share) == []
