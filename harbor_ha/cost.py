@@ -124,9 +124,7 @@ def estimate(doc: dict, stack: str, prices: dict | None = None, image_gib: float
     eip_holders |= {synthesized.reference(body.get("instance_id"), "aws_instance")
                     for _, body in synthesized.resources("aws_eip_association")}
     # Buckets that hold no images: the replication configurator's carrier (a few KB) and the log buckets (usage).
-    imageless_buckets = {synthesized.reference(body.get("bucket"), "aws_s3_bucket")
-                         for _, body in synthesized.resources("aws_s3_object")}
-    imageless_buckets |= synthesized.log_buckets()
+    imageless_buckets = set(synthesized.carrier_buckets()) | synthesized.log_buckets()
     context = _Context(prices, result, image_gib, eip_holders, imageless_buckets)
     for kind, address, body in synthesized.all_resources():
         if kind in FREE_TYPES:

@@ -260,8 +260,7 @@ def _subnet_group_vpc(stack: SynthesizedStack, reference, kind: str, places) -> 
 
 
 def _buckets(stack: SynthesizedStack, arch: Architecture) -> None:
-    carriers = {stack.reference(body.get("bucket"), "aws_s3_bucket"): address
-                for address, body in stack.resources("aws_s3_object")}
+    carriers = stack.carrier_buckets()
     logs = stack.log_buckets()
     for address, body in stack.resources("aws_s3_bucket"):
         name = body.get("bucket") or f"{body.get('bucket_prefix', '')}*"

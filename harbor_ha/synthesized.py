@@ -77,6 +77,16 @@ class SynthesizedStack:
         found = self.references(value, kind)
         return found[0] if found else None
 
+    def carrier_buckets(self) -> dict[str, str]:
+        """Bucket -> the first object stored in it by the configuration (the replication configurator's
+        carrier holds them; image and log buckets hold none)."""
+        found: dict[str, str] = {}
+        for address, body in self.resources("aws_s3_object"):
+            bucket = self.reference(body.get("bucket"), "aws_s3_bucket")
+            if bucket:
+                found.setdefault(bucket, address)
+        return found
+
     def log_buckets(self) -> set[str]:
         """The buckets that receive logs: S3 access logs and VPC flow logs."""
         found = {self.reference(body.get("target_bucket"), "aws_s3_bucket")
