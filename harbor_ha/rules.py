@@ -130,8 +130,14 @@ VPC_ID = pattern(r"vpc-[0-9a-f]{8,17}", "an id such as vpc-0123456789abcdef0")
 SUBNET_ID = pattern(r"subnet-[0-9a-f]{8,17}", "an id such as subnet-0123456789abcdef0")
 SUBNET_PAIRS = Rule("one public subnet per private subnet, none of them both",
                     lambda pair: len(pair[0]) == len(pair[1]) and not set(pair[0]) & set(pair[1]))
-SUBNET_IDS = Rule("with vpc_id: at least 2 subnet ids, each once, such as subnet-0123456789abcdef0",
-                  lambda ids: len(ids) >= 2 and len(set(ids)) == len(ids) and all(SUBNET_ID.ok(i) for i in ids))
+
+
+def _subnet_ids(allowed: str, one_ok: Callable[[Any], bool]) -> Rule:
+    return Rule(allowed, lambda ids: len(ids) >= 2 and len(set(ids)) == len(ids) and all(one_ok(i) for i in ids))
+
+
+SUBNET_IDS = _subnet_ids("with vpc_id: at least 2 subnet ids, each once, such as subnet-0123456789abcdef0",
+                         SUBNET_ID.ok)
 
 # A value Terraform knows only at apply: cdktf's token for an attribute of a resource in the same stack
 # (``vpc.id``). Construct props take one wherever an id is asked for; settings, which come from text, never do.
@@ -149,9 +155,9 @@ def or_reference(rule: Rule) -> Rule:
 
 
 VPC_ID_OR_REFERENCE = or_reference(VPC_ID)
-SUBNET_IDS_OR_REFERENCES = Rule(
+SUBNET_IDS_OR_REFERENCES = _subnet_ids(
     f"{SUBNET_IDS.allowed}, or references such as subnet.id to subnets made in the same stack",
-    lambda ids: len(ids) >= 2 and len(set(ids)) == len(ids) and all(SUBNET_ID.ok(i) or unresolved(i) for i in ids))
+    or_reference(SUBNET_ID).ok)
 # Secrets Manager: secret names are letters, digits and /_+=.@-, and the ARN ends in "-" plus 6 characters.
 SECRET_ARN_RE = re.compile(
     r"arn:aws(?:-cn|-us-gov)?:secretsmanager:(?P<region>[a-z]{2}(?:-gov)?-[a-z]+-\d):\d{12}:secret:"
