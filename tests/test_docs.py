@@ -11,6 +11,7 @@ import sys
 
 from conftest import PROJECT
 from harbor_ha.reference import construct_reference
+from harbor_ha.rolling import Member, RollOptions, Roller
 
 DOCS = PROJECT / "docs"
 
@@ -50,5 +51,23 @@ def test_relative_links_of_the_docs_and_readme_resolve():
 
 def test_readme_links_every_guide():
     readme = (PROJECT / "README.md").read_text()
-    for guide in ("docs/deploy-to-aws.md", "docs/air-gapped.md", "docs/troubleshooting.md", "docs/constructs.md"):
+    for guide in ("docs/deploy-to-aws.md", "docs/air-gapped.md", "docs/troubleshooting.md", "docs/constructs.md",
+                  "docs/scale-and-upgrade.md"):
         assert f"]({guide})" in readme
+
+
+def test_the_scale_guide_states_the_roll_timeouts_of_the_code():
+    guide = " ".join((DOCS / "scale-and-upgrade.md").read_text().split())
+    options = RollOptions()
+    assert f"{options.health_timeout:.0f} s for a member to report healthy" in guide
+    assert f"{options.ack_timeout:.0f} s for both load balancers to apply a pool change" in guide
+    assert f"{options.drain_seconds:.0f} s for open connections" in guide
+
+
+def test_the_scale_guide_shows_what_a_stopped_roll_says():
+    guide = (DOCS / "scale-and-upgrade.md").read_text()
+    [example] = [block for block in re.findall(r"```[a-z]*\n(.*?)```", guide, re.S) if "the roll stopped" in block]
+    member = Member("aws_instance.h1", "harbor-aa-harbor-1", "harbor", "replace")
+    said = Roller.stopped(None, "harbor-aa-harbor-1 to report healthy at 2.15.2", RollOptions().health_timeout,
+                          member, [Member("aws_instance.h2", "harbor-aa-harbor-2", "harbor", "replace")])
+    assert " ".join(example.split()) == f"harbor-ha: {said}"
