@@ -1,17 +1,21 @@
 """cloud-config documents for harbor-ha's VMs, built from parts that several constructs share.
 
-Large files travel gzip+base64 encoded (cloud-init's ``encoding: gz+b64``) so user-data stays under EC2's
-16 KiB limit; they are compressed deterministically, so the same input gives the same user-data and no
-instance is replaced without a reason. Terraform references (tokens) may appear in any string; a file that
-holds one travels plain. Terraform would read a literal ``${`` or ``%{`` (shell parameter expansion) as its
-own template syntax, so files holding those travel compressed, whatever their size.
+EC2 allows 16 KiB of user-data. Every file without a Terraform reference travels in one gzip-compressed tar
+archive (``BUNDLE_PATH``, written by ``write_files`` as base64) that the first command unpacks: one archive
+compresses the programs of a node far better than one gzip stream per file, and its base64 and YAML overhead
+comes once. The archive is built deterministically (sorted, fixed times and owners), so the same input gives
+the same user-data and no instance is replaced without a reason. A file that holds a Terraform reference
+travels plain, for Terraform to fill in; Terraform would read a literal ``${`` or ``%{`` (shell parameter
+expansion) as its own template syntax, so such a file cannot also hold a reference.
 """
 
 from __future__ import annotations
 
 import base64
 import gzip
+import io
 import re
+import tarfile
 from dataclasses import dataclass, field
 
 import yaml
@@ -23,8 +27,8 @@ from harbor_ha.rules import TOKEN_MARK
 SAFE_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 USER_DATA_LIMIT = 16 * 1024
-# Files larger than this are compressed.
-COMPRESS_OVER = 1024
+BUNDLE_PATH = "/var/lib/harbor-ha/node-files.tar.gz"
+UNPACK_BUNDLE = ("tar", "-xzf", BUNDLE_PATH, "-C", "/")
 
 
 # Whole-line comments, except the interpreter line and shellcheck directives.
@@ -50,24 +54,45 @@ class WriteFile:
     content: str
     permissions: str = "0644"
     """Octal mode. Default ``0644``; scripts use ``0755``, anything secret-adjacent ``0600``."""
-    owner: str = "root:root"
-    compress: bool = False
-    """Compress whatever the size (default False: only files over ``COMPRESS_OVER`` bytes), for a file of a
-    node whose user-data is near EC2's limit. Ignored for a file holding a Terraform reference."""
 
-    def to_cloud_config(self) -> dict:
-        entry = {"path": self.path, "owner": self.owner, "permissions": self.permissions}
-        has_token = has_reference(self.content)
-        template_syntax = "%{" in self.content or "${" in self.content.replace(TOKEN_MARK, "")
-        if has_token and template_syntax:
+    @property
+    def has_reference(self) -> bool:
+        if not has_reference(self.content):
+            return False
+        if "%{" in self.content or "${" in self.content.replace(TOKEN_MARK, ""):
             raise ValueError(f"{self.path}: a file holding Terraform references cannot also hold a literal "
                              "'${' or '%{' (Terraform would read it as a template)")
-        if not has_token and (self.compress or len(self.content) > COMPRESS_OVER or template_syntax):
-            packed = gzip.compress(self.content.encode(), compresslevel=9, mtime=0)
-            entry.update(encoding="gz+b64", content=base64.b64encode(packed).decode())
-        else:
-            entry["content"] = self.content
-        return entry
+        return True
+
+    def to_cloud_config(self) -> dict:
+        return {"path": self.path, "owner": "root:root", "permissions": self.permissions, "content": self.content}
+
+
+def bundle(files: list[WriteFile]) -> bytes:
+    """``files`` as a gzip-compressed tar archive that unpacks at their paths, owned by root, with their modes;
+    the same files give the same bytes."""
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for file in sorted(files, key=lambda f: f.path):
+            data = file.content.encode()
+            entry = tarfile.TarInfo(file.path.lstrip("/"))
+            entry.size, entry.mode, entry.uname, entry.gname = len(data), int(file.permissions, 8), "root", "root"
+            tar.addfile(entry, io.BytesIO(data))
+    return gzip.compress(archive.getvalue(), compresslevel=9, mtime=0)
+
+
+def written_files(user_data: str) -> dict[str, tuple[bytes, int]]:
+    """Path -> (content, mode) of every file a rendered user-data leaves on the node: what ``write_files``
+    writes and the archive's files, as the node unpacks them."""
+    files = {}
+    for entry in yaml.safe_load(user_data).get("write_files", []):
+        data = entry["content"].encode() if entry.get("encoding") != "b64" else base64.b64decode(entry["content"])
+        files[entry["path"]] = (data, int(entry.get("permissions", "0644"), 8))
+    if BUNDLE_PATH in files:
+        with tarfile.open(fileobj=io.BytesIO(files.pop(BUNDLE_PATH)[0]), mode="r:gz") as tar:
+            for member in tar.getmembers():
+                files["/" + member.name] = (tar.extractfile(member).read(), member.mode)
+    return files
 
 
 @dataclass(frozen=True)
@@ -95,13 +120,20 @@ class CloudConfig:
         if self.packages:
             document["package_update"] = True
             document["packages"] = list(self.packages)
-        if self.files:
-            document["write_files"] = [f.to_cloud_config() for f in self.files]
-        if self.commands:
-            document["runcmd"] = [list(c) if isinstance(c, tuple) else c for c in self.commands]
+        plain = [f for f in self.files if f.has_reference]
+        packed = [f for f in self.files if not f.has_reference]
+        commands = ((UNPACK_BUNDLE,) if packed else ()) + self.commands
+        if packed:
+            plain.append(WriteFile(BUNDLE_PATH, base64.b64encode(bundle(packed)).decode(), "0600"))
+        if plain:
+            document["write_files"] = [f.to_cloud_config() for f in plain]
+            if packed:
+                document["write_files"][-1]["encoding"] = "b64"
+        if commands:
+            document["runcmd"] = [list(c) if isinstance(c, tuple) else c for c in commands]
         document.update(self.extra)
         text = "#cloud-config\n" + yaml.dump(document, Dumper=SAFE_DUMPER, sort_keys=False, width=1_000_000)
         if len(text.encode()) > USER_DATA_LIMIT:
-            raise ValueError(f"user-data is {len(text.encode())} bytes; EC2 allows {USER_DATA_LIMIT}: move large "
-                             "files into compressed parts (no Terraform references inside them)")
+            raise ValueError(f"user-data is {len(text.encode())} bytes; EC2 allows {USER_DATA_LIMIT}: keep Terraform "
+                             "references out of large files (those travel in the compressed archive)")
         return text

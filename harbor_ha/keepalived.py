@@ -241,7 +241,7 @@ def vrrp_cloud_config(pair: VrrpPair, config: str) -> CloudConfig:
     return CloudConfig(
         packages=("keepalived",),
         # Compressed: an active-standby node's user-data (a whole Harbor besides) is near EC2's 16 KiB.
-        files=(WriteFile(path=CONFIG_PATH, content=config, permissions="0640", compress=True),
+        files=(WriteFile(path=CONFIG_PATH, content=config, permissions="0640"),
                _script(pair, "check-harbor-health", program_text("check-harbor-health")),
                _script(pair, "vip-notify", program_text("vip-notify"))),
     )

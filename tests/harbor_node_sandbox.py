@@ -19,7 +19,6 @@ Stand-ins, each named for what it replaces:
 from __future__ import annotations
 
 import base64
-import gzip
 import os
 import re
 import subprocess
@@ -30,6 +29,7 @@ from typing import Callable, Mapping
 
 import yaml
 
+from harbor_ha.cloud_init import UNPACK_BUNDLE
 from harbor_ha.harbor_config import REDIS_ROOT_CA
 from conftest import PROJECT, REFERENCE, require_tool
 
@@ -49,20 +49,24 @@ class NodeFile:
 
 
 def node_files(user_data: str) -> list[NodeFile]:
-    """The files a cloud-config's ``write_files`` writes, decoded."""
+    """The files a cloud-config's ``write_files`` writes (its archive of the node's programs too, still packed:
+    the node's first command unpacks it), decoded."""
     files = []
     for entry in yaml.safe_load(user_data).get("write_files", []):
         content = entry["content"]
-        data = gzip.decompress(base64.b64decode(content)) if entry.get("encoding") == "gz+b64" else content.encode()
+        data = base64.b64decode(content) if entry.get("encoding") == "b64" else content.encode()
         files.append(NodeFile(entry["path"], data, int(entry.get("permissions", "0644"), 8)))
     return files
 
 
 def boot_steps(user_data: str) -> list[list[str]]:
-    """The runcmd entries that run boot steps, up to and including the one that runs Harbor's prepare; the
-    steps the sandbox cannot run (``NOT_RUN_STEPS``) left out."""
+    """The runcmd entries up to and including the boot step that runs Harbor's prepare: the archive's unpacking,
+    then boot steps; the steps the sandbox cannot run (``NOT_RUN_STEPS``) left out."""
     steps = []
     for command in yaml.safe_load(user_data)["runcmd"]:
+        if tuple(command) == UNPACK_BUNDLE and not steps:
+            steps.append(command)
+            continue
         step = command[1] if isinstance(command, list) and command[0].endswith("/run-step.sh") else None
         if step in NOT_RUN_STEPS:
             continue

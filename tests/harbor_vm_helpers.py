@@ -3,16 +3,13 @@ and Harbor's template judge, and the instance hardening."""
 
 from __future__ import annotations
 
-import base64
-import gzip
 import json
 import re
 import subprocess
 from pathlib import Path
 
-import yaml
 
-from harbor_ha.cloud_init import USER_DATA_LIMIT
+from harbor_ha.cloud_init import USER_DATA_LIMIT, written_files as files_of_user_data
 from harbor_ha.constructs.harbor_host import AL2023_X86_64
 from harbor_ha.harbor_boot import ENV_PATH
 
@@ -28,14 +25,8 @@ def without_references(text: str) -> str:
 
 
 def written_files(user_data: str) -> dict[str, str]:
-    """The files a cloud-config writes, decoded, by path."""
-    files = {}
-    for entry in yaml.safe_load(user_data)["write_files"]:
-        content = entry["content"]
-        if entry.get("encoding") == "gz+b64":
-            content = gzip.decompress(base64.b64decode(content)).decode()
-        files[entry["path"]] = content
-    return files
+    """The text of every file a cloud-config leaves on the node (those of its archive too), by path."""
+    return {path: content.decode() for path, (content, _) in files_of_user_data(user_data).items()}
 
 
 def environment(user_data: str) -> dict[str, str]:

