@@ -109,8 +109,9 @@ class HarborCache(Construct):
                         security_group_id: str, redis_port: int = REDIS_PORT,
                         secret_kms_key_arn: str = "") -> "ExistingCache":
         """An existing Redis (cluster mode disabled, in-transit encryption and an AUTH token: what Harbor
-        supports), e.g. an ElastiCache replication group of your own, for ``HarborFleetProps.cache``: nothing
-        of it is created or changed but an ingress rule on ``security_group_id`` per ``allow_from``. Any
+        supports), e.g. an ElastiCache replication group of your own, for ``HarborFleetProps.cache``, in the
+        fleet's VPC: nothing of it is created or changed but an ingress rule on ``security_group_id`` per
+        ``allow_from``. Any
         argument but ``redis_port`` may be a Terraform reference. ``redis_endpoint``: the primary endpoint's
         address; ``auth_token_secret_arn``: a Secrets Manager secret holding the AUTH token as a plain string,
         encrypted with ``secret_kms_key_arn`` (default empty: the AWS managed key). Default port 6379."""

@@ -173,8 +173,9 @@ class HarborDatabase(Construct):
                         security_group_id: str, db_port: int = POSTGRES_PORT, db_name: str = DB_NAME,
                         master_username: str = MASTER_USERNAME, secret_kms_key_arn: str = "") -> "ExistingDatabase":
         """An existing PostgreSQL database (Harbor >= 1.6 uses no other), e.g. an RDS instance of your own, for
-        ``HarborFleetProps.database``: nothing of it is created or changed but an ingress rule on
-        ``security_group_id`` per ``allow_from``. Any argument but ``db_port`` may be a Terraform reference (a
+        ``HarborFleetProps.database``, in the fleet's VPC (the Harbor servers may send to its port within the
+        VPC's network): nothing of it is created or changed but an ingress rule on ``security_group_id`` per
+        ``allow_from``. Any argument but ``db_port`` may be a Terraform reference (a
         data source's or variable's token). ``master_user_secret_arn``: a Secrets Manager secret, JSON with a
         ``password`` field (what RDS manages, ``aws_db_instance.master_user_secret``), encrypted with
         ``secret_kms_key_arn`` (default empty: the AWS managed key). Defaults: port 5432, database
