@@ -105,7 +105,7 @@ _register_bare_provider_package()
 # isort: off  (the bare package must be registered before these imports)
 from cdktf import (  # noqa: E402
     App, Aspects, Fn, IAspect, LocalBackend, TerraformDataSource, TerraformOutput, TerraformResource,
-    TerraformResourceLifecycle, TerraformStack, Testing, Token,
+    TerraformResourceLifecycle, TerraformStack, TerraformVariable, Testing, Token,
 )
 from constructs import Construct  # noqa: E402
 from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags, AwsProviderEndpoints  # noqa: E402
@@ -176,6 +176,11 @@ from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityG
 from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule  # noqa: E402
 from cdktf_cdktf_provider_aws.data_aws_subnet import DataAwsSubnet  # noqa: E402
 from cdktf_cdktf_provider_aws.data_aws_vpc import DataAwsVpc  # noqa: E402
+# For a project's own stacks that import existing stores (examples/existing_data).
+from cdktf_cdktf_provider_aws.data_aws_db_instance import DataAwsDbInstance  # noqa: E402
+from cdktf_cdktf_provider_aws.data_aws_elasticache_replication_group import (  # noqa: E402
+    DataAwsElasticacheReplicationGroup,
+)
 from cdktf import Postcondition  # noqa: E402
 from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment  # noqa: E402
 from cdktf_cdktf_provider_aws.s3_object import S3Object  # noqa: E402

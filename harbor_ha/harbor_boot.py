@@ -27,7 +27,8 @@ COMPOSE_VERSION = "2.29.7"
 # Harbor's release signing key (goharbor installation docs: gpg --receive-keys 644FF454C0B4115C).
 HARBOR_SIGNING_KEY = "644FF454C0B4115C"
 _TOKEN_RE = re.compile(re.escape(TOKEN_MARK) + r"[^\]]+\]\}")
-_SAFE_VALUE_RE = re.compile(r"^[A-Za-z0-9_./:@+=,-]*$")
+# "!" is in the names of the secrets RDS manages (rds!db-<id>); a script sourcing the file expands no history.
+_SAFE_VALUE_RE = re.compile(r"^[A-Za-z0-9_./:@+=,!-]*$")
 
 
 def script_path(name: str) -> Path:
@@ -52,7 +53,7 @@ def environment_file(values: Mapping[str, str]) -> WriteFile:
     lines = []
     for key, value in values.items():
         if not _SAFE_VALUE_RE.match(_TOKEN_RE.sub("", value)):
-            raise ValueError(f"{key} = {value!r}: allowed is text of letters, digits and _./:@+=,- "
+            raise ValueError(f"{key} = {value!r}: allowed is text of letters, digits and _./:@+=,!- "
                              "(or a Terraform reference)")
         lines.append(f"{key}={value}\n")
     return WriteFile(path=ENV_PATH, content="".join(lines), permissions="0600")

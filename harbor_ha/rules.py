@@ -149,8 +149,9 @@ def unresolved(value: Any) -> bool:
 
 
 def or_reference(rule: Rule) -> Rule:
-    """``rule``, or a reference to a resource made in the same stack."""
-    return Rule(f"{rule.allowed}, or a reference such as vpc.id to one made in the same stack",
+    """``rule``, or a reference to a resource, data source or variable of the same stack."""
+    return Rule(f"{rule.allowed}, or a reference such as vpc.id (an attribute of a resource, data source or "
+                "variable of the same stack)",
                 lambda value: unresolved(value) or rule.test(value))
 
 
@@ -158,16 +159,29 @@ VPC_ID_OR_REFERENCE = or_reference(VPC_ID)
 SUBNET_IDS_OR_REFERENCES = _subnet_ids(
     f"{SUBNET_IDS.allowed}, or references such as subnet.id to subnets made in the same stack",
     or_reference(SUBNET_ID).ok)
-# Secrets Manager: secret names are letters, digits and /_+=.@-, and the ARN ends in "-" plus 6 characters.
+# Secrets Manager: secret names are letters, digits and /_+=.@- (and "!" in the names AWS services give the
+# secrets they manage, such as RDS's rds!db-<id>), and the ARN ends in "-" plus 6 characters.
 SECRET_ARN_RE = re.compile(
     r"arn:aws(?:-cn|-us-gov)?:secretsmanager:(?P<region>[a-z]{2}(?:-gov)?-[a-z]+-\d):\d{12}:secret:"
-    r"[A-Za-z0-9/_+=.@-]{1,512}-[A-Za-z0-9]{6}")
+    r"[A-Za-z0-9/_+=.@!-]{1,512}-[A-Za-z0-9]{6}")
 SECRET_ARN = Rule("the ARN of a Secrets Manager secret, arn:aws:secretsmanager:<region>:<account>:secret:<name>-XXXXXX",
                   lambda value: isinstance(value, str) and SECRET_ARN_RE.fullmatch(value))
 
 
+# ---- what an importer (``HarborDatabase.from_attributes`` ...) is given: literal, or a reference ------------
+SECRET_ARN_OR_REFERENCE = or_reference(SECRET_ARN)
+SECURITY_GROUP_ID_OR_REFERENCE = or_reference(pattern(r"sg-[0-9a-f]{8,17}", "an id such as sg-0123456789abcdef0"))
+KMS_KEY_ARN_OR_REFERENCE = or_reference(pattern(
+    r"arn:aws(?:-cn|-us-gov)?:kms:[a-z]{2}(?:-gov)?-[a-z]+-\d:\d{12}:key/[0-9a-f-]{36}",
+    "a KMS key ARN, arn:aws:kms:<region>:<account>:key/<key id>"))
+HOST_OR_REFERENCE = or_reference(pattern(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}", "a DNS name or IPv4 address"))
+BUCKET_NAME_OR_REFERENCE = or_reference(pattern(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]",
+                                                "an S3 bucket name (3-63 lower-case letters, digits, '.', '-')"))
+PORT = whole(1, 65535)
+
 REGION = Rule("an AWS region harbor-ha knows, such as us-east-1 (harbor_ha/cloud_facts.py lists them)",
               lambda value: value in cloud_facts.REGION_ZONES)
+REGION_OR_REFERENCE = or_reference(REGION)
 
 # ---- instance types: what the AMI runs on (x86_64) and what keepalived binds (ens5) ----------------------
 AMI_ARCHITECTURE = "x86_64"

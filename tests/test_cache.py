@@ -11,6 +11,7 @@ from harbor_ha.aws import IamRole
 from harbor_ha.constructs.cache import HarborCache, HarborCacheProps
 from harbor_ha.settings import HarborHaSettings
 from harbor_ha.stacks.base import HarborHaStack
+from harbor_ha.stacks.props import cache_props
 
 from conftest import written_once_from_a_generator
 from data_tier_helpers import ASSUME_EC2, PRIVATE_SUBNETS, VPC, assert_grants_secret_read, assert_rejected, one
@@ -85,11 +86,11 @@ def test_more_nodes_become_replicas_of_the_one_shard(app, stack_id, settings, sy
     assert (group["num_node_groups"], group["replicas_per_node_group"], group["snapshot_retention_limit"]) == (1, 3, 0)
 
 
-def test_from_settings_maps_the_cache_settings():
+def test_props_of_the_settings_maps_the_cache_settings():
     network = SimpleNamespace(vpc_id=VPC, private_subnet_ids=list(PRIVATE_SUBNETS))
     settings = HarborHaSettings(name="reg", cache_node_type="cache.r7g.large", cache_node_count=3,
                                 redis_engine_version="7.0")
-    assert HarborCacheProps.from_settings(settings, network) == HarborCacheProps(
+    assert cache_props(settings, network) == HarborCacheProps(
         name="reg", vpc_id=VPC, subnet_ids=PRIVATE_SUBNETS, node_type="cache.r7g.large", node_count=3, engine_version="7.0")
 
 

@@ -8,12 +8,13 @@ import json
 import pytest
 
 from harbor_ha.aws import Construct, IamRole, SecurityGroup
-from harbor_ha.constructs.cache import HarborCache, HarborCacheProps
-from harbor_ha.constructs.database import HarborDatabase, HarborDatabaseProps
-from harbor_ha.constructs.network import HarborNetwork, HarborNetworkProps
-from harbor_ha.constructs.storage import RegistryStorage, RegistryStorageProps
+from harbor_ha.constructs.cache import HarborCache
+from harbor_ha.constructs.database import HarborDatabase
+from harbor_ha.constructs.network import HarborNetwork
+from harbor_ha.constructs.storage import RegistryStorage
 from harbor_ha.settings import HarborHaSettings
 from harbor_ha.stacks.base import HarborHaStack
+from harbor_ha.stacks.props import cache_props, database_props, network_props, storage_props
 
 from conftest import TEST_LOCAL_ENDPOINT, CdktfTesting, resources, terraform_validate
 from data_tier_helpers import ASSUME_EC2
@@ -35,14 +36,14 @@ class DataTierStack(HarborHaStack):
 
     def __init__(self, scope, id_, *, settings: HarborHaSettings) -> None:
         super().__init__(scope, id_, settings=settings, local_endpoint=TEST_LOCAL_ENDPOINT)
-        network = HarborNetwork(self, "network", props=HarborNetworkProps.from_settings(settings))
-        HarborNetwork(self, "existing-network", props=HarborNetworkProps.from_settings(settings.replace(
+        network = HarborNetwork(self, "network", props=network_props(settings))
+        HarborNetwork(self, "existing-network", props=network_props(settings.replace(
             vpc_id="vpc-0123456789abcdef0",
             public_subnet_ids=("subnet-0000000000000000a", "subnet-0000000000000000b"),
             private_subnet_ids=("subnet-0000000000000001a", "subnet-0000000000000001b"))))
-        storage = RegistryStorage(self, "storage", props=RegistryStorageProps.from_settings(settings))
-        database = HarborDatabase(self, "database", props=HarborDatabaseProps.from_settings(settings, network))
-        cache = HarborCache(self, "cache", props=HarborCacheProps.from_settings(settings, network))
+        storage = RegistryStorage(self, "storage", props=storage_props(settings))
+        database = HarborDatabase(self, "database", props=database_props(settings, network))
+        cache = HarborCache(self, "cache", props=cache_props(settings, network))
         nodes = HarborNodes(self, "harbor-nodes", vpc_id=network.vpc_id)
         role = IamRole(self, "harbor-role", assume_role_policy=ASSUME_EC2)
         for data_store in (database, cache):

@@ -11,6 +11,7 @@ from harbor_ha.aws import IamRole
 from harbor_ha.constructs.database import HarborDatabase, HarborDatabaseProps
 from harbor_ha.settings import HarborHaSettings
 from harbor_ha.stacks.base import HarborHaStack
+from harbor_ha.stacks.props import database_props
 
 from conftest import resources
 from data_tier_helpers import ASSUME_EC2, PRIVATE_SUBNETS, VPC, assert_grants_secret_read, assert_rejected, one
@@ -103,15 +104,15 @@ def test_mariadb_for_a_legacy_harbor(app, stack_id, settings, synth):
     assert (database.engine, database.db_port) == ("mariadb", 3306)
 
 
-def test_from_settings_maps_the_database_settings():
+def test_props_of_the_settings_maps_the_database_settings():
     network = SimpleNamespace(vpc_id=VPC, private_subnet_ids=list(PRIVATE_SUBNETS))
     settings = HarborHaSettings(name="reg", target="aws", db_instance_class="db.r6g.xlarge", db_engine_version="16.4",
                                 db_allocated_storage_gib=200, db_backup_retention_days=30)
-    assert HarborDatabaseProps.from_settings(settings, network) == HarborDatabaseProps(
+    assert database_props(settings, network) == HarborDatabaseProps(
         name="reg", vpc_id=VPC, subnet_ids=PRIVATE_SUBNETS, engine="postgres", harbor_version="2.15.2", engine_version="16.4",
         instance_class="db.r6g.xlarge", allocated_storage_gib=200, backup_retention_days=30,
         deletion_protection=True, final_snapshot=True)
-    local = HarborDatabaseProps.from_settings(HarborHaSettings(), network)
+    local = database_props(HarborHaSettings(), network)
     assert (local.deletion_protection, local.final_snapshot, local.effective_engine_version) == (False, False, "16")
 
 

@@ -11,14 +11,15 @@ import pytest
 import yaml
 
 from harbor_ha.cloud_init import CloudConfig, WriteFile
-from harbor_ha.constructs.cache import HarborCache, HarborCacheProps
-from harbor_ha.constructs.database import HarborDatabase, HarborDatabaseProps
+from harbor_ha.constructs.cache import HarborCache
+from harbor_ha.constructs.database import HarborDatabase
 from harbor_ha.constructs.harbor_fleet import HarborFleet, HarborFleetProps
 from harbor_ha.constructs.network import HarborNetwork, HarborNetworkProps
 from harbor_ha.constructs.static_ips import StaticIps, StaticIpsProps
-from harbor_ha.constructs.storage import RegistryStorage, RegistryStorageProps
+from harbor_ha.constructs.storage import RegistryStorage
 from harbor_ha.settings import HarborHaSettings
 from harbor_ha.stacks.base import HarborHaStack
+from harbor_ha.stacks.props import cache_props, database_props, fleet_props, storage_props
 
 from conftest import TEST_LOCAL_ENDPOINT, CdktfTesting, resources, terraform_validate, written_once_from_a_generator
 from data_tier_helpers import assert_rejected
@@ -39,10 +40,10 @@ class FleetStack(HarborHaStack):
         network = HarborNetwork(self, "network", props=HarborNetworkProps(name="harbor", availability_zones=ZONES))
         self.ips = StaticIps(self, "static-ips", props=StaticIpsProps(network=network, name="harbor",
                                                                         harbor_count=3, lb_count=2))
-        storage = RegistryStorage(self, "storage", props=RegistryStorageProps.from_settings(settings))
-        database = HarborDatabase(self, "database", props=HarborDatabaseProps.from_settings(settings, network))
-        cache = HarborCache(self, "cache", props=HarborCacheProps.from_settings(settings, network))
-        self.fleet = HarborFleet(self, "harbor", props=HarborFleetProps.from_settings(
+        storage = RegistryStorage(self, "storage", props=storage_props(settings))
+        database = HarborDatabase(self, "database", props=database_props(settings, network))
+        cache = HarborCache(self, "cache", props=cache_props(settings, network))
+        self.fleet = HarborFleet(self, "harbor", props=fleet_props(
             settings, network=network, storage=storage, database=database, cache=cache,
             addresses=self.ips.harbor_addresses, hostname=self.ips.vip_address, **props))
 

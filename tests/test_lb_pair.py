@@ -27,17 +27,31 @@ ZONES = ("us-east-1a", "us-east-1b")
 HARBOR_IPS = ("10.40.128.10", "10.40.192.10")
 
 
+class FleetStandIn:
+    """Stands in for the ``HarborFleet`` the pair balances: its target addresses and security group, and the
+    ``allow_from`` calls the pair makes on it (recorded in ``allowed``)."""
+
+    def __init__(self, target_ips, security_group_id: str = "sg-0123456789abcdef0") -> None:
+        self.target_ips = list(target_ips)
+        self.security_group_id = security_group_id
+        self.allowed: list[tuple] = []
+
+    def allow_from(self, peer, ports) -> None:
+        self.allowed.append((peer, list(ports)))
+
+
 class LbStack(HarborHaStack):
     """Network, static addresses and the LB pair, as the active-active stack wires them."""
 
-    def __init__(self, scope, id_, *, settings: HarborHaSettings, local_endpoint: str | None = None, **props):
+    def __init__(self, scope, id_, *, settings: HarborHaSettings, local_endpoint: str | None = None,
+                 target_ips: tuple[str, ...] = (), **props):
         super().__init__(scope, id_, settings=settings, local_endpoint=local_endpoint)
         self.network = HarborNetwork(self, "network", props=HarborNetworkProps(name="harbor", availability_zones=ZONES))
         self.static_ips = StaticIps(self, "static-ips", props=StaticIpsProps(
             network=self.network, name="harbor", harbor_count=2))
-        props.setdefault("real_server_ips", tuple(a.private_ip for a in self.static_ips.harbor_addresses))
+        self.fleet = FleetStandIn(target_ips or [a.private_ip for a in self.static_ips.harbor_addresses])
         self.lb = LoadBalancerPair(self, "lb", props=LoadBalancerPairProps(
-            network=self.network, static_ips=self.static_ips, **props))
+            network=self.network, static_ips=self.static_ips, targets=self.fleet, **props))
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +138,7 @@ def test_directors_read_the_pool_parameter_and_may_set_only_their_report_tag(bui
 def test_directors_user_data_does_not_depend_on_the_harbor_servers(app, stack_id, synth, built):
     """Scaling the fleet must neither stop nor replace a director: their user-data names no server."""
     _, doc = built
-    bigger = synth(LbStack(app, stack_id, settings=HarborHaSettings(), real_server_ips=HARBOR_IPS + ("10.40.128.11",)))
+    bigger = synth(LbStack(app, stack_id, settings=HarborHaSettings(), target_ips=HARBOR_IPS + ("10.40.128.11",)))
     assert [d["user_data"] for d in directors(bigger)] == [d["user_data"] for d in directors(doc)]
     assert all(ip not in d["user_data"] for d in directors(doc) for ip in HARBOR_IPS)
     (parameter,) = resources(bigger, "aws_ssm_parameter").values()
@@ -194,30 +208,35 @@ def test_user_data_passes_cloud_init_schema_and_shellcheck(built, tmp_path):
                 assert checked.returncode == 0, f"{name}:\n{checked.stdout}"
 
 
-def test_allow_to_opens_the_target_to_the_directors(built):
+def test_the_targets_admit_the_directors(built):
     stack, _ = built
-    calls = []
-    stack.lb.allow_to(SimpleNamespace(allow_from=lambda peer, ports: calls.append((peer, ports))))
-    assert calls == [(stack.lb, [443, 80])]
+    assert stack.fleet.allowed == [(stack.lb, [443, 80])]
 
 
-def fake_static_ips(addresses):
-    return SimpleNamespace(lb_addresses=addresses, vip_tags={"harbor-ha:vip": "harbor"})
+def test_the_pool_is_the_targets_addresses(built):
+    _, doc = built
+    (parameter,) = resources(doc, "aws_ssm_parameter").values()
+    assert all(ip in parameter["value"] for ip in HARBOR_IPS)
+
+
+def static_ips_stand_in(addresses):
+    """Stands in for ``StaticIps``: the directors' placed addresses and the VIP's name."""
+    return SimpleNamespace(lb_addresses=addresses, vip_name="harbor")
+
+
+TWO_ZONES = [PlacedAddress("subnet-a", "us-east-1a", "10.40.0.10"), PlacedAddress("subnet-b", "us-east-1b", "10.40.64.10")]
 
 
 @pytest.mark.parametrize("static_ips, servers, prop", [
-    (fake_static_ips([]), HARBOR_IPS, "static_ips"),
-    (fake_static_ips([PlacedAddress("subnet-a", "us-east-1a", "10.40.0.10"),
-                      PlacedAddress("subnet-b", "us-east-1a", "10.40.0.11")]), HARBOR_IPS, "static_ips"),
-    (fake_static_ips([PlacedAddress("subnet-a", "us-east-1a", "10.40.0.10"),
-                      PlacedAddress("subnet-b", "us-east-1b", "10.40.64.10")]), (), "real_server_ips"),
-    (fake_static_ips([PlacedAddress("subnet-a", "us-east-1a", "10.40.0.10"),
-                      PlacedAddress("subnet-b", "us-east-1b", "10.40.64.10")]), ("10.0.0.1", "10.0.0.1"),
-     "real_server_ips"),
+    (static_ips_stand_in([]), HARBOR_IPS, "static_ips"),
+    (static_ips_stand_in([PlacedAddress("subnet-a", "us-east-1a", "10.40.0.10"),
+                          PlacedAddress("subnet-b", "us-east-1a", "10.40.0.11")]), HARBOR_IPS, "static_ips"),
+    (static_ips_stand_in(TWO_ZONES), (), "targets"),
+    (static_ips_stand_in(TWO_ZONES), ("10.0.0.1", "10.0.0.1"), "targets"),
 ])
 def test_bad_props_are_rejected(static_ips, servers, prop):
     with pytest.raises(ValueError, match=rf"^{prop} = .*: allowed is "):
-        LoadBalancerPairProps(network=None, static_ips=static_ips, real_server_ips=servers)
+        LoadBalancerPairProps(network=None, static_ips=static_ips, targets=FleetStandIn(servers))
 
 
 def test_terraform_validate_accepts_the_stack(built, tmp_path):

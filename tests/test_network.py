@@ -7,6 +7,7 @@ import pytest
 from harbor_ha.constructs.network import HarborNetwork, HarborNetworkProps, split_cidr
 from harbor_ha.settings import HarborHaSettings
 from harbor_ha.stacks.base import HarborHaStack
+from harbor_ha.stacks.props import network_props
 
 from conftest import resources
 from data_tier_helpers import assert_rejected
@@ -107,13 +108,13 @@ def test_existing_vpc_is_looked_up_and_nothing_is_created(app, stack_id, setting
     assert network.vpc_cidr.startswith("${TfToken[")
 
 
-def test_from_settings():
-    new = HarborNetworkProps.from_settings(HarborHaSettings(name="reg", vpc_cidr="10.9.0.0/20",
+def test_network_props_of_the_settings():
+    new = network_props(HarborHaSettings(name="reg", vpc_cidr="10.9.0.0/20",
                                                             availability_zones=("us-east-1c", "us-east-1d")))
     assert new == HarborNetworkProps(name="reg", availability_zones=("us-east-1c", "us-east-1d"), vpc_cidr="10.9.0.0/20",
                                      force_destroy_logs=True)
-    assert HarborNetworkProps.from_settings(HarborHaSettings()).availability_zones == ("us-east-1a", "us-east-1b")
-    existing = HarborNetworkProps.from_settings(HarborHaSettings(**EXISTING))
+    assert network_props(HarborHaSettings()).availability_zones == ("us-east-1a", "us-east-1b")
+    existing = network_props(HarborHaSettings(**EXISTING))
     assert existing == HarborNetworkProps(name="harbor", force_destroy_logs=True, **EXISTING)
 
 

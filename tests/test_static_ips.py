@@ -63,6 +63,13 @@ def test_no_lb_addresses_for_topologies_without_lb_vms(app, stack_id, settings, 
     assert ips.lb_addresses == [] and len(ips.harbor_addresses) == 2
 
 
+def test_vip_holders_only_when_the_harbor_servers_hold_the_vip(app, stack_id, settings, synth):
+    """active-standby: its two Harbor nodes are the VIP holders; no address is placed for servers behind an LB."""
+    ips, _ = build(app, stack_id, settings, synth, harbor_count=0, lb_count=2)
+    assert ips.harbor_addresses == [] and len(ips.lb_addresses) == 2
+    assert ips.vip_name == "harbor" and ips.vip_tags == {"harbor-ha:vip": ips.vip_name}
+
+
 def test_addresses_in_an_existing_vpc_are_computed_by_terraform(app, stack_id, settings, synth):
     existing = HarborNetworkProps(
         name="harbor", vpc_id="vpc-0123456789abcdef0",
@@ -115,7 +122,7 @@ def test_grant_moves_only_this_vip_onto_tagged_instances(app, stack_id, settings
 
 
 @pytest.mark.parametrize("props, prop", [
-    (dict(harbor_count=0), "harbor_count"),
+    (dict(harbor_count=-1), "harbor_count"),
     (dict(harbor_count=101), "harbor_count"),
     (dict(harbor_count=True), "harbor_count"),
     (dict(lb_count=1), "lb_count"),

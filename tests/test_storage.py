@@ -8,6 +8,7 @@ from harbor_ha.aws import IamRole
 from harbor_ha.constructs.storage import RegistryStorage, RegistryStorageProps
 from harbor_ha.settings import HarborHaSettings
 from harbor_ha.stacks.base import HarborHaStack
+from harbor_ha.stacks.props import storage_props
 
 from data_tier_helpers import ASSUME_EC2, assert_rejected, one, policy_statements
 
@@ -85,9 +86,9 @@ def test_lifecycle_days_and_force_destroy_are_configurable(app, stack_id, settin
     assert rule["abort_incomplete_multipart_upload"] == [{"days_after_initiation": 2}]
 
 
-def test_from_settings_destroys_only_unprotected_buckets():
-    assert RegistryStorageProps.from_settings(HarborHaSettings()).force_destroy is True
-    aws = RegistryStorageProps.from_settings(HarborHaSettings(name="reg", target="aws"))
+def test_props_of_the_settings_destroys_only_unprotected_buckets():
+    assert storage_props(HarborHaSettings()).force_destroy is True
+    aws = storage_props(HarborHaSettings(name="reg", target="aws"))
     assert aws == RegistryStorageProps(name="reg", force_destroy=False)
 
 

@@ -37,10 +37,9 @@ class RegistryStack(TerraformStack):
             network=network, storage=data.storage, database=data.database, cache=data.cache,
             hostname="registry.corp.example", name="corp-registry", count=3, instance_type="m6i.xlarge",
             addresses=ips.harbor_addresses, ssh_cidrs=ADMINS, volume_gib=200))
-        lb_pair = LoadBalancerPair(self, "lb", props=LoadBalancerPairProps(
-            network=network, static_ips=ips, real_server_ips=tuple(a.private_ip for a in ips.harbor_addresses),
+        LoadBalancerPair(self, "lb", props=LoadBalancerPairProps(
+            network=network, static_ips=ips, targets=fleet,
             name="corp-registry-lb", instance_type="c6i.large", client_cidrs=CORPORATE, ssh_cidrs=ADMINS))
-        lb_pair.allow_to(fleet)
         TerraformOutput(self, "vip", value=ips.vip_address)
 
 

@@ -59,10 +59,9 @@ class OwnVpcStack(TerraformStack):
         fleet = HarborFleet(self, "harbor", props=HarborFleetProps(
             network=network, storage=data.storage, database=data.database, cache=data.cache, name=NAME, count=2,
             addresses=ips.harbor_addresses, hostname="registry.example.com"))
-        lb_pair = LoadBalancerPair(self, "lb", props=LoadBalancerPairProps(
-            network=network, static_ips=ips, real_server_ips=tuple(a.private_ip for a in ips.harbor_addresses),
+        LoadBalancerPair(self, "lb", props=LoadBalancerPairProps(
+            network=network, static_ips=ips, targets=fleet,
             name=f"{NAME}-lb"))
-        lb_pair.allow_to(fleet)
         TerraformOutput(self, "vip", value=ips.vip_address)
 
 

@@ -20,10 +20,10 @@ from harbor_ha.aws import (
     VpcSecurityGroupIngressRule,
 )
 from harbor_ha.constructs.checkov import skip_check
-from harbor_ha.constructs.connections import Connectable
+from harbor_ha.constructs.interfaces import Connectable
 from harbor_ha.constructs.data_tier import (
-    ClosedPort, customer_key, ephemeral_random_password, grant, require, require_rule, require_whole,
-    secret_reader_statements,
+    ClosedPort, ExistingStore, customer_key, ephemeral_random_password, grant, require, require_rule,
+    require_whole, secret_reader_statements,
 )
 from harbor_ha import rules
 
@@ -55,13 +55,6 @@ class HarborCacheProps:
         require_whole(self, "snapshot_retention_days", 0, 35)
         require_rule(self, "node_type", rules.CACHE_NODE_TYPE)
         require_rule(self, "engine_version", rules.REDIS_VERSION)
-
-    @classmethod
-    def from_settings(cls, settings, network) -> "HarborCacheProps":
-        """The cache of a ``HarborHaSettings`` deployment in the private subnets of ``network``."""
-        return cls(name=settings.resource_prefix, vpc_id=network.vpc_id, subnet_ids=tuple(network.private_subnet_ids),
-                   node_type=settings.cache_node_type, node_count=settings.cache_node_count,
-                   engine_version=settings.redis_engine_version)
 
 
 class HarborCache(Construct):
@@ -111,6 +104,21 @@ class HarborCache(Construct):
             snapshot_retention_limit=props.snapshot_retention_days)
         self.redis_endpoint = group.primary_endpoint_address
 
+    @staticmethod
+    def from_attributes(scope: Construct, id_: str, *, redis_endpoint: str, auth_token_secret_arn: str,
+                        security_group_id: str, redis_port: int = REDIS_PORT,
+                        secret_kms_key_arn: str = "") -> "ExistingCache":
+        """An existing Redis (cluster mode disabled, in-transit encryption and an AUTH token: what Harbor
+        supports), e.g. an ElastiCache replication group of your own, for ``HarborFleetProps.cache``, in the
+        fleet's VPC: nothing of it is created or changed but an ingress rule on ``security_group_id`` per
+        ``allow_from``. Any
+        argument but ``redis_port`` may be a Terraform reference. ``redis_endpoint``: the primary endpoint's
+        address; ``auth_token_secret_arn``: a Secrets Manager secret holding the AUTH token as a plain string,
+        encrypted with ``secret_kms_key_arn`` (default empty: the AWS managed key). Default port 6379."""
+        return ExistingCache(scope, id_, redis_endpoint=redis_endpoint, redis_port=redis_port,
+                             auth_token_secret_arn=auth_token_secret_arn, security_group_id=security_group_id,
+                             secret_kms_key_arn=secret_kms_key_arn)
+
     def allow_from(self, peer: Connectable) -> VpcSecurityGroupIngressRule:
         """Admit members of ``peer``'s security group to the Redis port."""
         return self._port.allow_from(peer)
@@ -119,3 +127,18 @@ class HarborCache(Construct):
         """Let ``role`` read the AUTH token secret (a plain string)."""
         return grant(self, role, "read-auth-token", secret_reader_statements(self.auth_token_secret_arn,
                                                                               self.kms_key_arn))
+
+
+class ExistingCache(ExistingStore):
+    """A Redis made outside harbor-ha (``HarborCache.from_attributes``), a ``Cache``. Attributes:
+    ``redis_endpoint``, ``redis_port``, ``auth_token_secret_arn``, ``security_group_id``."""
+
+    service = "Harbor Redis"
+    host_attribute, port_attribute, secret_attribute = "redis_endpoint", "redis_port", "auth_token_secret_arn"
+    redis_endpoint: str
+    redis_port: int
+    auth_token_secret_arn: str
+
+    def grant_read_auth_token(self, role: IamRole) -> IamRolePolicy:
+        """Let ``role`` read the AUTH token secret."""
+        return self.grant_read_secret(role, "read-auth-token")

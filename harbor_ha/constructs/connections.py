@@ -1,18 +1,9 @@
 """Wiring between constructs goes through security groups: a construct that accepts traffic offers
-``allow_from(peer)``, and any construct with a ``security_group_id`` can be the peer."""
+``allow_from(peer)``, and any construct with a ``security_group_id`` can be the peer (``interfaces.Connectable``)."""
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from harbor_ha.aws import Construct, VpcSecurityGroupEgressRule, VpcSecurityGroupIngressRule
-
-
-class Connectable(Protocol):
-    """Anything that owns a security group: the Harbor fleet, the LB pair, a user's own construct."""
-
-    @property
-    def security_group_id(self) -> str: ...
 
 
 def allow_tcp(scope: Construct, id_: str, *, to_group_id: str, from_group_id: str, port: int,

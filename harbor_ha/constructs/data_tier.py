@@ -13,7 +13,9 @@ from harbor_ha.aws import (
     S3BucketPublicAccessBlock, S3BucketVersioningA, S3BucketVersioningVersioningConfiguration, SecurityGroup,
     TerraformStack, VpcSecurityGroupIngressRule,
 )
-from harbor_ha.constructs.connections import Connectable, allow_tcp
+from harbor_ha.constructs.connections import allow_tcp
+from harbor_ha.constructs.interfaces import Connectable
+from harbor_ha import rules
 
 
 def require(ok: object, prop: str, value: object, allowed: str) -> None:
@@ -25,8 +27,12 @@ def require(ok: object, prop: str, value: object, allowed: str) -> None:
 
 def require_rule(props: object, prop: str, rule) -> None:
     """Reject ``props.<prop>`` unless it meets ``rule`` (a ``harbor_ha.rules.Rule``)."""
-    value = getattr(props, prop)
-    require(rule.ok(value), prop, value, rule.allowed)
+    require_rule_value(prop, getattr(props, prop), rule)
+
+
+def require_rule_value(name: str, value: object, rule) -> None:
+    """Reject the argument ``name`` unless its ``value`` meets ``rule`` (a ``harbor_ha.rules.Rule``)."""
+    require(rule.ok(value), name, value, rule.allowed)
 
 
 def require_whole(props: object, prop: str, low: int, high: int) -> None:
@@ -91,28 +97,75 @@ def statement(actions: Sequence[str], resources: Sequence[str]) -> DataAwsIamPol
     return DataAwsIamPolicyDocumentStatement(effect="Allow", actions=list(actions), resources=list(resources))
 
 
-def secret_reader_statements(secret_arn: str, key_arn: str) -> list[DataAwsIamPolicyDocumentStatement]:
-    """Read one Secrets Manager secret encrypted with the customer key ``key_arn``."""
-    return [statement(["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], [secret_arn]),
-            statement(["kms:Decrypt"], [key_arn])]
+def secret_reader_statements(secret_arn: str, key_arn: str = "") -> list[DataAwsIamPolicyDocumentStatement]:
+    """Read one Secrets Manager secret encrypted with the customer key ``key_arn`` (none: the AWS managed key
+    ``aws/secretsmanager``, which every principal of the account may use through Secrets Manager)."""
+    reads = [statement(["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], [secret_arn])]
+    return reads + ([statement(["kms:Decrypt"], [key_arn])] if key_arn else [])
 
 
-class ClosedPort:
+class PortAdmission:
+    """Ingress rules on the security group ``group_id`` for one TCP service port: one per ``allow_from(peer)``."""
+
+    def __init__(self, scope: Construct, *, group_id: str, port: int, service: str) -> None:
+        self._scope = scope
+        self._service = service
+        self._peers = 0
+        self.port = port
+        self.group_id = group_id
+
+    def allow_from(self, peer: Connectable) -> VpcSecurityGroupIngressRule:
+        self._peers += 1
+        return allow_tcp(self._scope, f"allow-from-{self._peers}", to_group_id=self.group_id,
+                         from_group_id=peer.security_group_id, port=self.port,
+                         description=f"{self._service} clients")
+
+
+class ClosedPort(PortAdmission):
     """A security group for one TCP service port that admits nobody until ``allow_from(peer)``.
 
     It has no egress rules either: a database or cache only answers connections, and security groups are
     stateful. Ingress rules are separate resources, so the group itself declares none inline."""
 
     def __init__(self, scope: Construct, *, name: str, vpc_id: str, port: int, service: str) -> None:
-        self._scope = scope
-        self._service = service
-        self._peers = 0
-        self.port = port
         self.group = SecurityGroup(scope, "security-group", name=name, vpc_id=vpc_id,
                                    description=f"{service}: admits only the groups allowed in", egress=[])
+        super().__init__(scope, group_id=self.group.id, port=port, service=service)
+
+
+class ExistingStore(Construct):
+    """A data store made outside harbor-ha, given by attributes (what the ``from_attributes`` importers
+    return): its security group admits the peers given to ``allow_from``, and ``grant_read_secret`` lets a
+    role read its credentials secret. Nothing of the store itself is created or changed.
+
+    A subclass names its ``service`` and which of its attributes are the host, the port and the secret ARN;
+    every attribute given becomes an attribute of the object, a bad one is reported by its name."""
+
+    service = ""
+    host_attribute = port_attribute = secret_attribute = ""
+
+    def __init__(self, scope: Construct, id_: str, *, security_group_id: str, secret_kms_key_arn: str,
+                 **attributes: object) -> None:
+        host, port, secret_arn = (attributes[name] for name in (self.host_attribute, self.port_attribute,
+                                                                self.secret_attribute))
+        require_rule_value(self.host_attribute, host, rules.HOST_OR_REFERENCE)
+        require(rules.PORT.ok(port), self.port_attribute, port, f"{rules.PORT.allowed}, known at synth time")
+        require_rule_value(self.secret_attribute, secret_arn, rules.SECRET_ARN_OR_REFERENCE)
+        require_rule_value("security_group_id", security_group_id, rules.SECURITY_GROUP_ID_OR_REFERENCE)
+        require(not secret_kms_key_arn or rules.KMS_KEY_ARN_OR_REFERENCE.ok(secret_kms_key_arn),
+                "secret_kms_key_arn", secret_kms_key_arn,
+                f"empty (the AWS managed key aws/secretsmanager) or {rules.KMS_KEY_ARN_OR_REFERENCE.allowed}")
+        super().__init__(scope, id_)
+        for name, value in attributes.items():
+            setattr(self, name, value)
+        self.security_group_id = security_group_id
+        self._secret = (secret_arn, secret_kms_key_arn)
+        self._admission = PortAdmission(self, group_id=security_group_id, port=port, service=self.service)
 
     def allow_from(self, peer: Connectable) -> VpcSecurityGroupIngressRule:
-        self._peers += 1
-        return allow_tcp(self._scope, f"allow-from-{self._peers}", to_group_id=self.group.id,
-                         from_group_id=peer.security_group_id, port=self.port,
-                         description=f"{self._service} clients")
+        """Admit members of ``peer``'s security group to the store's port (a rule on its security group)."""
+        return self._admission.allow_from(peer)
+
+    def grant_read_secret(self, role: IamRole, purpose: str) -> IamRolePolicy:
+        """Let ``role`` read the store's credentials secret (and decrypt it with its key, if a customer key)."""
+        return grant(self, role, purpose, secret_reader_statements(*self._secret))

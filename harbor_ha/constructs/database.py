@@ -10,7 +10,6 @@ The master password is managed by RDS in Secrets Manager; it never appears in sy
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 
 from harbor_ha.aws import (
@@ -18,9 +17,9 @@ from harbor_ha.aws import (
     IamRolePolicy, IamRolePolicyAttachment, TerraformResourceLifecycle, VpcSecurityGroupIngressRule,
 )
 from harbor_ha.constructs.checkov import skip_check
-from harbor_ha.constructs.connections import Connectable
+from harbor_ha.constructs.interfaces import Connectable
 from harbor_ha.constructs.data_tier import (
-    ClosedPort, customer_key, grant, require, require_rule, secret_reader_statements,
+    ClosedPort, ExistingStore, customer_key, grant, require, require_rule, secret_reader_statements,
 )
 from harbor_ha.harbor_release import DEFAULT_HARBOR_VERSION, POSTGRES_SINCE, parse_release
 from harbor_ha import rules
@@ -39,8 +38,9 @@ class _Engine:
         return engine + (parts[0] if engine == "postgres" else ".".join(parts[:2]))
 
 
+POSTGRES_PORT = 5432
 ENGINES = {
-    "postgres": _Engine(5432, "16", "rds.force_ssl", ("postgresql", "upgrade")),
+    "postgres": _Engine(POSTGRES_PORT, "16", "rds.force_ssl", ("postgresql", "upgrade")),
     "mariadb": _Engine(3306, "10.11", "require_secure_transport", ("error", "slowquery")),
 }
 # What RDS accepts for enhanced monitoring (0: off).
@@ -107,18 +107,6 @@ class HarborDatabaseProps:
     def effective_engine_version(self) -> str:
         return self.engine_version or ENGINES[self.engine].default_version
 
-    @classmethod
-    def from_settings(cls, settings, network) -> "HarborDatabaseProps":
-        """The database of a ``HarborHaSettings`` deployment in the private subnets of ``network`` (a
-        ``HarborNetwork``). A deployment without deletion protection also skips the final snapshot."""
-        return cls(name=settings.resource_prefix, vpc_id=network.vpc_id, subnet_ids=tuple(network.private_subnet_ids),
-                   engine=settings.db_engine, harbor_version=settings.harbor_version,
-                   engine_version=settings.effective_db_engine_version, instance_class=settings.db_instance_class,
-                   allocated_storage_gib=settings.db_allocated_storage_gib,
-                   backup_retention_days=settings.db_backup_retention_days,
-                   deletion_protection=settings.effective_deletion_protection,
-                   final_snapshot=settings.effective_deletion_protection)
-
 
 class HarborDatabase(Construct):
     """Attributes: ``db_endpoint`` (host:port), ``db_address``, ``db_port``, ``db_name``, ``master_username``,
@@ -180,6 +168,22 @@ class HarborDatabase(Construct):
         self.db_address = db.address
         self.master_user_secret_arn = db.master_user_secret.get(0).secret_arn
 
+    @staticmethod
+    def from_attributes(scope: Construct, id_: str, *, db_address: str, master_user_secret_arn: str,
+                        security_group_id: str, db_port: int = POSTGRES_PORT, db_name: str = DB_NAME,
+                        master_username: str = MASTER_USERNAME, secret_kms_key_arn: str = "") -> "ExistingDatabase":
+        """An existing PostgreSQL database (Harbor >= 1.6 uses no other), e.g. an RDS instance of your own, for
+        ``HarborFleetProps.database``, in the fleet's VPC (the Harbor servers may send to its port within the
+        VPC's network): nothing of it is created or changed but an ingress rule on ``security_group_id`` per
+        ``allow_from``. Any argument but ``db_port`` may be a Terraform reference (a
+        data source's or variable's token). ``master_user_secret_arn``: a Secrets Manager secret, JSON with a
+        ``password`` field (what RDS manages, ``aws_db_instance.master_user_secret``), encrypted with
+        ``secret_kms_key_arn`` (default empty: the AWS managed key). Defaults: port 5432, database
+        ``registry``, user ``harbor``."""
+        return ExistingDatabase(scope, id_, db_address=db_address, db_port=db_port, db_name=db_name,
+                                master_username=master_username, master_user_secret_arn=master_user_secret_arn,
+                                security_group_id=security_group_id, secret_kms_key_arn=secret_kms_key_arn)
+
     def allow_from(self, peer: Connectable) -> VpcSecurityGroupIngressRule:
         """Admit members of ``peer``'s security group to the database port."""
         return self._port.allow_from(peer)
@@ -188,3 +192,25 @@ class HarborDatabase(Construct):
         """Let ``role`` read the master user's secret (username and password, JSON)."""
         return grant(self, role, "read-master-secret",
                      secret_reader_statements(self.master_user_secret_arn, self.kms_key_arn))
+
+
+class ExistingDatabase(ExistingStore):
+    """A database made outside harbor-ha (``HarborDatabase.from_attributes``), a ``Database``. Attributes:
+    ``db_endpoint`` (host:port), ``db_address``, ``db_port``, ``db_name``, ``master_username``,
+    ``master_user_secret_arn``, ``security_group_id``."""
+
+    service = "Harbor database"
+    host_attribute, port_attribute, secret_attribute = "db_address", "db_port", "master_user_secret_arn"
+    db_address: str
+    db_port: int
+    db_name: str
+    master_username: str
+    master_user_secret_arn: str
+
+    @property
+    def db_endpoint(self) -> str:
+        return f"{self.db_address}:{self.db_port}"
+
+    def grant_read_master_secret(self, role: IamRole) -> IamRolePolicy:
+        """Let ``role`` read the master user's secret."""
+        return self.grant_read_secret(role, "read-master-secret")

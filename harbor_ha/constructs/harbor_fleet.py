@@ -15,11 +15,11 @@ their groups, egress to the VPC on its own) and the two secrets it reads at boot
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from harbor_ha.aws import Construct, DataAwsIamPolicyDocumentStatementCondition, DataAwsIamPolicyDocumentStatement
 from harbor_ha.cloud_init import CloudConfig
-from harbor_ha.constructs.connections import Connectable
+from harbor_ha.constructs.interfaces import Cache, Connectable, Database, ImageStorage, Network
 from harbor_ha import rules
 from harbor_ha.constructs.data_tier import require, require_rule, statement
 from harbor_ha.constructs.harbor_host import HARBOR_PORTS, HarborHosts, check_common_props
@@ -37,14 +37,14 @@ from harbor_ha.rules import SELF_SIGNED
 class HarborFleetProps:
     """The Harbor servers and the shared stores they use."""
 
-    network: Any
-    """A ``HarborNetwork`` (``vpc_id``, ``vpc_cidr``, ``private_subnet_ids``)."""
-    storage: Any
-    """The shared ``RegistryStorage`` (S3 bucket)."""
-    database: Any
-    """The shared ``HarborDatabase`` (PostgreSQL)."""
-    cache: Any
-    """The shared ``HarborCache`` (Redis)."""
+    network: Network
+    """A ``HarborNetwork`` (its ``vpc_id``, ``vpc_cidr`` and ``private_subnet_ids`` are used)."""
+    storage: ImageStorage
+    """The shared image bucket: a ``RegistryStorage``, or ``RegistryStorage.from_attributes``."""
+    database: Database
+    """The shared PostgreSQL: a ``HarborDatabase``, or ``HarborDatabase.from_attributes``."""
+    cache: Cache
+    """The shared Redis: a ``HarborCache``, or ``HarborCache.from_attributes``."""
     hostname: str
     """The DNS name clients use, or the VIP address; empty with ``vip_name``."""
     name: str = "harbor"
@@ -93,21 +93,10 @@ class HarborFleetProps:
                 "extra_cloud_config_per_node", len(self.extra_cloud_config_per_node),
                 f"none or one per server ({self.count})")
 
-    @classmethod
-    def from_settings(cls, settings, *, network, storage, database, cache, hostname: str,
-                      addresses: Sequence[PlacedAddress] = (), **overrides) -> "HarborFleetProps":
-        """The fleet of a ``HarborHaSettings`` deployment; ``overrides`` set any other prop."""
-        values = dict(network=network, storage=storage, database=database, cache=cache, hostname=hostname,
-                      addresses=tuple(addresses), name=settings.resource_prefix,
-                      count=len(addresses) or settings.harbor_count,
-                      instance_type=settings.harbor_instance_type, harbor_version=settings.harbor_version,
-                      ssh_cidrs=tuple(settings.ssh_cidrs), volume_gib=settings.harbor_volume_gib,
-                      tls_certificate=settings.tls_certificate)
-        return cls(**{**values, **overrides})
-
 
 class HarborFleet(Construct):
-    """Attributes: ``instance_ids``, ``private_ips``, ``security_group_id``, ``role``, ``admin_secret_arn``,
+    """Load-balancing targets (``LoadBalancerPairProps.targets``). Attributes: ``instance_ids``, ``private_ips``,
+    ``target_ips`` (the fixed ``addresses`` when given, else ``private_ips``), ``security_group_id``, ``role``, ``admin_secret_arn``,
     ``shared_secrets_name``, ``shared_secrets_arn`` (ARN pattern: the first node creates the secret and
     Secrets Manager appends 6 characters), ``user_data`` (rendered cloud-config per node)."""
 
@@ -179,6 +168,8 @@ class HarborFleet(Construct):
                 tags={**props.instance_tags, "harbor-ha:role": "harbor"}))
         self.instance_ids = [instance.id for instance in instances]
         self.private_ips = [instance.private_ip for instance in instances]
+        # Fixed addresses are known before the instances exist: a load balancer's pool then waits for none.
+        self.target_ips = [address.private_ip for address in props.addresses] or self.private_ips
 
     def allow_from(self, peer: Connectable, ports: Sequence[int] = HARBOR_PORTS) -> None:
         """Admit members of ``peer``'s security group (the load balancers) to ``ports``."""

@@ -25,7 +25,8 @@ from harbor_ha.aws import (
 )
 from harbor_ha import cloud_facts
 from harbor_ha.constructs.checkov import skip_check
-from harbor_ha.constructs.connections import Connectable, allow_egress_tcp, allow_tcp, allow_tcp_from_cidr
+from harbor_ha.constructs.connections import allow_egress_tcp, allow_tcp, allow_tcp_from_cidr
+from harbor_ha.constructs.interfaces import Connectable
 from harbor_ha import rules
 from harbor_ha.harbor_release import release_problem
 from harbor_ha.rules import SELF_SIGNED

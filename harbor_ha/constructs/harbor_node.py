@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 
 from harbor_ha.aws import Construct, EbsVolume, Eip, EipAssociation, Fn, IamRole, IamRolePolicy, VolumeAttachment
 from harbor_ha.cloud_init import CloudConfig, has_reference
-from harbor_ha.constructs.connections import Connectable
+from harbor_ha.constructs.interfaces import Connectable, Network
 from harbor_ha.constructs.data_tier import grant, require, secret_reader_statements
 from harbor_ha.constructs.harbor_host import HARBOR_PORTS, HarborHosts, check_common_props
 from harbor_ha.constructs.storage import RegistryStorage, RegistryStorageProps
@@ -32,7 +32,7 @@ DATA_DEVICE = "/dev/sdf"
 class StandaloneHarborNodeProps:
     """Where the node runs and how it stores images."""
 
-    network: object
+    network: Network
     """A ``HarborNetwork`` (``vpc_id``, ``availability_zones``, ``public_subnet_ids``, ``private_subnet_ids``,
     ``log_bucket``: the image bucket's access logs go there)."""
     name: str = "harbor"

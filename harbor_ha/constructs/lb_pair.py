@@ -12,7 +12,6 @@ AmazonSSMManagedInstanceCore) unless ``ssm_access`` is off; SSH is opened only t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from harbor_ha.aws import (
     Construct, DataAwsCallerIdentity, DataAwsPartition, DataAwsRegion, DataAwsSsmParameter, Fn, IamInstanceProfile, IamRole, IamRolePolicyAttachment,
@@ -26,7 +25,8 @@ from harbor_ha.constructs.checkov import skip_check
 from harbor_ha.constructs.harbor_host import (
     AL2023_X86_64, EC2_TRUST, PUBLIC_ADDRESS_REASON, ebs_optimized, redirect_only_http,
 )
-from harbor_ha.constructs.static_ips import VIP_TAG_KEY, StaticIps
+from harbor_ha.constructs.interfaces import LoadBalancingTargets, Network
+from harbor_ha.constructs.static_ips import StaticIps
 from harbor_ha.keepalived import (
     DEFAULT_INTERFACE, SERVICE_PORTS, VrrpPair, director_cloud_config, director_configs, pool_document,
     pool_parameter_name,
@@ -38,13 +38,13 @@ from harbor_ha.node_reports import LB_POOL_TAG, report_statement, report_tags_ig
 class LoadBalancerPairProps:
     """Where the directors run and what they balance."""
 
-    network: Any
+    network: Network
     """A ``HarborNetwork`` (its ``vpc_id`` is used)."""
     static_ips: StaticIps
     """Holds the VIP and the directors' fixed addresses (``lb_count=2``)."""
-    real_server_ips: tuple[str, ...]
-    """The Harbor servers' fixed private addresses (``static_ips.harbor_addresses``): the pool, written to
-    the SSM parameter ``pool_parameter`` (not to the directors' user-data)."""
+    targets: LoadBalancingTargets
+    """What the pair balances, a ``HarborFleet``: its ``target_ips`` are the pool, written to the SSM parameter
+    ``pool_parameter`` (not to the directors' user-data), and its security group admits the directors."""
     name: str = "harbor-lb"
     """Prefix of the Name tags and IAM names. Default ``harbor-lb``."""
     instance_type: str = "t3.small"
@@ -69,8 +69,9 @@ class LoadBalancerPairProps:
         require(addresses[0].availability_zone != addresses[1].availability_zone
                 and addresses[0].subnet_id != addresses[1].subnet_id, "static_ips",
                 [a.availability_zone for a in addresses], "LB addresses in two different AZs")
-        require(len(self.real_server_ips) >= 1 and len(set(self.real_server_ips)) == len(self.real_server_ips),
-                "real_server_ips", self.real_server_ips, "one or more distinct addresses")
+        servers = tuple(self.targets.target_ips)
+        require(len(servers) >= 1 and len(set(servers)) == len(servers), "targets", servers,
+                "targets with one or more distinct target_ips")
         require(len(self.client_cidrs) >= 1, "client_cidrs", self.client_cidrs, "one or more IPv4 networks")
         facts = cloud_facts.instance_type(self.instance_type)
         require(facts is not None and facts.first_interface == self.interface, "instance_type", self.instance_type,
@@ -84,8 +85,7 @@ class LoadBalancerPair(Construct):
 
     Attributes: ``instance_ids``, ``private_ips``, ``security_group_id``, ``role`` (shared by both),
     ``keepalived_configs`` (the VRRP keepalived configuration of director 0 and 1), ``pool_parameter`` (name
-    of the SSM parameter holding the real-server list).
-    Give the Harbor servers' security group access with ``allow_to(fleet)``.
+    of the SSM parameter holding the real-server list). The targets admit the directors on HTTPS and HTTP.
     """
 
     def __init__(self, scope: Construct, id_: str, *, props: LoadBalancerPairProps) -> None:
@@ -93,7 +93,7 @@ class LoadBalancerPair(Construct):
         static_ips = props.static_ips
         addresses = static_ips.lb_addresses
         self.private_ips = [a.private_ip for a in addresses]
-        pair = VrrpPair(name=static_ips.vip_tags[VIP_TAG_KEY], addresses=tuple(self.private_ips),
+        pair = VrrpPair(name=static_ips.vip_name, addresses=tuple(self.private_ips),
                         interface=props.interface)
         self.keepalived_configs = list(director_configs(pair))
         self.security_group_id = self._security_group(props)
@@ -104,8 +104,8 @@ class LoadBalancerPair(Construct):
         key = customer_key(self, alias=f"{props.name}-pool", description=f"{props.name}: the LVS real-server list")
         SsmParameter(self, "pool", name=self.pool_parameter, type="SecureString", key_id=key.arn,
                             description=f"{props.name}: the LVS real servers (lb-pool on each director applies it)",
-                            value=Fn.jsonencode(pool_document(props.real_server_ips)))
-        self._grant_pool(key.arn, static_ips.vip_tags[VIP_TAG_KEY])
+                            value=Fn.jsonencode(pool_document(tuple(props.targets.target_ips))))
+        self._grant_pool(key.arn, static_ips.vip_name)
         if props.ssm_access:
             partition = DataAwsPartition(self, "partition").partition
             IamRolePolicyAttachment(self, "ssm-core", role=self.role.name,
@@ -136,6 +136,7 @@ class LoadBalancerPair(Construct):
             skip_check(instance, "CKV_AWS_88", PUBLIC_ADDRESS_REASON)
         self.instance_ids = [instance.id for instance in instances]
         static_ips.associate_initially(self.instance_ids[0])
+        props.targets.allow_from(self, list(SERVICE_PORTS))
 
     def _grant_pool(self, key_arn: str, deployment: str) -> None:
         """lb-pool reads the pool and tags its director with the version it applied. The parameter's ARN is
@@ -164,8 +165,3 @@ class LoadBalancerPair(Construct):
             allow_tcp_from_cidr(self, f"ssh-{n}", to_group_id=group.id, cidr=cidr, port=22, description="SSH")
         allow_vrrp_within(self, group.id)
         return group.id
-
-    def allow_to(self, target: Any) -> None:
-        """Let the directors reach ``target`` (e.g. the Harbor fleet) on HTTPS and HTTP: calls
-        ``target.allow_from(self, ports)``."""
-        target.allow_from(self, list(SERVICE_PORTS))

@@ -66,17 +66,6 @@ class HarborNetworkProps:
         require_rule(self, "availability_zones", rules.ZONES)
         require_rule(self, "vpc_cidr", rules.VPC_CIDR)
 
-    @classmethod
-    def from_settings(cls, settings) -> "HarborNetworkProps":
-        """The network that ``settings`` (a ``HarborHaSettings``) describe."""
-        logs = dict(force_destroy_logs=not settings.effective_deletion_protection)
-        if settings.vpc_id:
-            return cls(name=settings.resource_prefix, vpc_id=settings.vpc_id,
-                       public_subnet_ids=tuple(settings.public_subnet_ids),
-                       private_subnet_ids=tuple(settings.private_subnet_ids), **logs)
-        return cls(name=settings.resource_prefix, availability_zones=tuple(settings.zones), vpc_cidr=settings.vpc_cidr,
-                   **logs)
-
 
 class HarborNetwork(Construct):
     """A VPC and its subnets. Index i of every list attribute is the same AZ i.

@@ -31,6 +31,8 @@ from typing import Sequence
 from harbor_ha.aws import Construct, Fn, S3Object
 from harbor_ha.cloud_init import CloudConfig, WriteFile
 from harbor_ha.constructs.data_tier import require
+from harbor_ha.constructs.harbor_node import StandaloneHarborNode
+from harbor_ha.constructs.interfaces import AccessLogSink
 from harbor_ha.rules import carrier_name
 from harbor_ha.constructs.storage import RegistryStorage, RegistryStorageProps
 from harbor_ha.harbor_boot import SCRIPT_DIR, boot_script
@@ -48,9 +50,9 @@ RUN_STEP = f"{SCRIPT_DIR}/run-step.sh"
 class HarborReplicationProps:
     """Who replicates to whom."""
 
-    source: object
+    source: StandaloneHarborNode
     """The ``StandaloneHarborNode`` that pushes (the master)."""
-    peers: Sequence[tuple[str, object]]
+    peers: Sequence[tuple[str, StandaloneHarborNode]]
     """``(name, StandaloneHarborNode)`` pairs that receive; names are lower-case letters, digits, '-'."""
     over_internet: bool = False
     """Reach the peers at their Elastic IPs (another region) instead of their private addresses. Default False."""
@@ -59,7 +61,7 @@ class HarborReplicationProps:
     Default ``harbor``."""
     force_destroy: bool = False
     """Let ``terraform destroy`` delete that bucket while it holds the configurator. Default False."""
-    access_logs: object = None
+    access_logs: AccessLogSink | None = None
     """A ``LogBucket`` in the source's region for that bucket's access logs. Default none."""
     schedule: str = "0 0 * * * *"
     """Harbor cron (6 fields) of the full sync. Default hourly."""

@@ -19,13 +19,6 @@ class SharedDataProps:
     database: HarborDatabaseProps
     cache: HarborCacheProps
 
-    @classmethod
-    def from_settings(cls, settings, network) -> "SharedDataProps":
-        """The stores of a ``HarborHaSettings`` deployment, in the private subnets of ``network``."""
-        return cls(storage=RegistryStorageProps.from_settings(settings, access_logs=network.log_bucket),
-                   database=HarborDatabaseProps.from_settings(settings, network),
-                   cache=HarborCacheProps.from_settings(settings, network))
-
 
 class SharedData(Construct):
     """Attributes: ``storage`` (RegistryStorage), ``database`` (HarborDatabase), ``cache`` (HarborCache)."""

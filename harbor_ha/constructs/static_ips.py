@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Any
 
 from harbor_ha.aws import (
     Construct, DataAwsCallerIdentity, DataAwsIamPolicyDocumentStatement, DataAwsIamPolicyDocumentStatementCondition,
     DataAwsPartition, DataAwsRegion, Eip, Fn, IamRole, TerraformResourceLifecycle, Token,
 )
 from harbor_ha.constructs.data_tier import grant, require, require_whole, statement
+from harbor_ha.constructs.interfaces import Network
 
 HOST_OFFSET = 10
 VIP_TAG_KEY = "harbor-ha:vip"
@@ -46,18 +46,19 @@ class PlacedAddress:
 class StaticIpsProps:
     """The network and how many addresses to place in it."""
 
-    network: Any
-    """A ``HarborNetwork`` (or anything with its ``availability_zones``, ``public_subnet_ids``,
-    ``private_subnet_ids``, ``public_subnet_cidrs`` and ``private_subnet_cidrs`` lists)."""
+    network: Network
+    """A ``HarborNetwork`` (its AZs, subnet ids and subnet networks are used)."""
     name: str
     """Names the VIP: the value of its ``harbor-ha:vip`` tag, which vip-notify looks for."""
     harbor_count: int = 2
-    """Harbor servers that get a fixed private address, 1 to 100. Default 2."""
+    """Harbor servers behind a load balancer that get a fixed private address, 0 to 100 (0: the Harbor servers
+    hold the VIP themselves and take the public-subnet addresses). Default 2."""
     lb_count: int = 2
-    """Load balancers that get a fixed public-subnet address: 2 (active-active) or 0 (no LB VMs). Default 2."""
+    """VIP holders that get a fixed public-subnet address: 2 (the LB pair of active-active, or the two Harbor
+    nodes of active-standby) or 0. Default 2."""
 
     def __post_init__(self) -> None:
-        require_whole(self, "harbor_count", 1, MAX_HARBOR_SERVERS)
+        require_whole(self, "harbor_count", 0, MAX_HARBOR_SERVERS)
         require(self.lb_count in (0, 2), "lb_count", self.lb_count, "0 or 2")
         require(bool(self.name), "name", self.name, "a non-empty name")
 
@@ -76,14 +77,16 @@ def host_address(cidr: str, host: int) -> str:
 class StaticIps(Construct):
     """The VIP (an Elastic IP) and fixed private addresses for the Harbor servers and load balancers.
 
-    Attributes: ``vip_allocation_id``, ``vip_address`` (public IP), ``vip_tags`` (put them on every
-    instance that may hold the VIP), ``harbor_addresses`` and ``lb_addresses`` (lists of ``PlacedAddress``).
+    Attributes: ``vip_name`` (the VIP's ``harbor-ha:vip`` tag), ``vip_allocation_id``, ``vip_address`` (public
+    IP), ``vip_tags`` (put them on every instance that may hold the VIP), ``harbor_addresses`` and
+    ``lb_addresses`` (lists of ``PlacedAddress``: the Harbor servers' and the VIP holders').
     """
 
     def __init__(self, scope: Construct, id_: str, *, props: StaticIpsProps) -> None:
         super().__init__(scope, id_)
         network = props.network
         zones = len(network.availability_zones)
+        self.vip_name = props.name
         self.vip_tags = {VIP_TAG_KEY: props.name}
         self._eip = Eip(
             self, "vip", domain="vpc", tags={"Name": f"{props.name}-vip", **self.vip_tags},
@@ -117,7 +120,7 @@ class StaticIps(Construct):
         tagged_holder = DataAwsIamPolicyDocumentStatement(
             effect="Allow", actions=["ec2:AssociateAddress"], resources=[f"{self._arn_prefix}:instance/*"],
             condition=[DataAwsIamPolicyDocumentStatementCondition(
-                test="StringEquals", variable=f"aws:ResourceTag/{VIP_TAG_KEY}", values=[self.vip_tags[VIP_TAG_KEY]])])
+                test="StringEquals", variable=f"aws:ResourceTag/{VIP_TAG_KEY}", values=[self.vip_name])])
         grant(self, role, "associate-vip", [
             statement(["ec2:AssociateAddress", "ec2:DisassociateAddress"],
                       [f"{self._arn_prefix}:elastic-ip/{self.vip_allocation_id}"]),

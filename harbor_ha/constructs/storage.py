@@ -9,10 +9,9 @@ and old versions.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from harbor_ha.aws import (
-    Construct, DataAwsIamPolicyDocument, DataAwsIamPolicyDocumentStatement,
+    Construct, DataAwsIamPolicyDocument, DataAwsIamPolicyDocumentStatement, DataAwsPartition,
     DataAwsIamPolicyDocumentStatementCondition, DataAwsIamPolicyDocumentStatementPrincipals, IamRole, IamRolePolicy,
     S3Bucket, S3BucketLifecycleConfiguration, S3BucketLifecycleConfigurationRule,
     S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload, S3BucketLifecycleConfigurationRuleFilter,
@@ -21,9 +20,10 @@ from harbor_ha.aws import (
     S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA,
 )
 from harbor_ha.constructs.checkov import skip_check
+from harbor_ha.constructs.interfaces import AccessLogSink
 from harbor_ha import rules
 from harbor_ha.constructs.data_tier import (
-    customer_key, grant, private_versioned, require_rule, require_whole, statement,
+    customer_key, grant, private_versioned, require_rule, require_rule_value, require_whole, statement,
 )
 
 # What the distribution S3 storage driver Harbor's registry uses calls (its documented IAM policy).
@@ -44,7 +44,7 @@ class RegistryStorageProps:
     """Days after which S3 aborts a multipart upload that never completed (1-365). Default 7."""
     force_destroy: bool = False
     """Let ``terraform destroy`` delete a bucket that still holds images. Default False."""
-    access_logs: Any = None
+    access_logs: AccessLogSink | None = None
     """A ``LogBucket`` (same region) that receives the bucket's S3 server access logs. Default none: no
     access logging."""
 
@@ -52,12 +52,6 @@ class RegistryStorageProps:
         require_rule(self, "name", rules.STORAGE_NAME)
         require_whole(self, "noncurrent_version_expiration_days", 1, 3650)
         require_whole(self, "abort_incomplete_upload_days", 1, 365)
-
-    @classmethod
-    def from_settings(cls, settings, access_logs: Any = None) -> "RegistryStorageProps":
-        """The bucket of a ``HarborHaSettings`` deployment; destroyable where deletion protection is off."""
-        return cls(name=settings.resource_prefix, force_destroy=not settings.effective_deletion_protection,
-                   access_logs=access_logs)
 
 
 class RegistryStorage(Construct):
@@ -119,8 +113,40 @@ class RegistryStorage(Construct):
 
     def grant_read_write(self, role: IamRole) -> IamRolePolicy:
         """Let ``role`` do exactly what Harbor's registry storage driver does on this bucket and its key."""
-        return grant(self, role, "read-write", [
-            statement(BUCKET_ACTIONS, [self.bucket_arn]),
-            statement(OBJECT_ACTIONS, [f"{self.bucket_arn}/*"]),
-            statement(KEY_ACTIONS, [self.kms_key_arn]),
-        ])
+        return grant_registry_driver(self, role, self.bucket_arn, self.kms_key_arn)
+
+    @staticmethod
+    def from_attributes(scope: Construct, id_: str, *, bucket_name: str, region: str,
+                        kms_key_arn: str) -> "ExistingBucket":
+        """An existing S3 bucket of your own, encrypted with the KMS key ``kms_key_arn`` (SSE-KMS), for
+        ``HarborFleetProps.storage``: nothing of it is created or changed; ``grant_read_write`` gives a role
+        what Harbor's storage driver needs. Each argument may be a Terraform reference."""
+        return ExistingBucket(scope, id_, bucket_name=bucket_name, region=region, kms_key_arn=kms_key_arn)
+
+
+def grant_registry_driver(scope: Construct, role: IamRole, bucket_arn: str, kms_key_arn: str) -> IamRolePolicy:
+    """Let ``role`` do exactly what Harbor's registry storage driver does on the bucket and its key."""
+    return grant(scope, role, "read-write", [
+        statement(BUCKET_ACTIONS, [bucket_arn]),
+        statement(OBJECT_ACTIONS, [f"{bucket_arn}/*"]),
+        statement(KEY_ACTIONS, [kms_key_arn]),
+    ])
+
+
+class ExistingBucket(Construct):
+    """An image bucket made outside harbor-ha (``RegistryStorage.from_attributes``), an ``ImageStorage``.
+    Attributes: ``bucket_name``, ``bucket_arn``, ``region``, ``kms_key_arn``."""
+
+    def __init__(self, scope: Construct, id_: str, *, bucket_name: str, region: str, kms_key_arn: str) -> None:
+        require_rule_value("bucket_name", bucket_name, rules.BUCKET_NAME_OR_REFERENCE)
+        require_rule_value("region", region, rules.REGION_OR_REFERENCE)
+        require_rule_value("kms_key_arn", kms_key_arn, rules.KMS_KEY_ARN_OR_REFERENCE)
+        super().__init__(scope, id_)
+        self.bucket_name = bucket_name
+        self.region = region
+        self.kms_key_arn = kms_key_arn
+        self.bucket_arn = f"arn:{DataAwsPartition(self, 'partition').partition}:s3:::{bucket_name}"
+
+    def grant_read_write(self, role: IamRole) -> IamRolePolicy:
+        """Let ``role`` do exactly what Harbor's registry storage driver does on this bucket and its key."""
+        return grant_registry_driver(self, role, self.bucket_arn, self.kms_key_arn)

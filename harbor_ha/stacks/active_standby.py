@@ -22,13 +22,14 @@ from __future__ import annotations
 
 from harbor_ha.aws import Construct
 from harbor_ha.constructs.connections import allow_vrrp_within
-from harbor_ha.constructs.harbor_fleet import HarborFleet, HarborFleetProps
-from harbor_ha.constructs.network import HarborNetwork, HarborNetworkProps
-from harbor_ha.constructs.shared_data import SharedData, SharedDataProps
+from harbor_ha.constructs.harbor_fleet import HarborFleet
+from harbor_ha.constructs.network import HarborNetwork
+from harbor_ha.constructs.shared_data import SharedData
 from harbor_ha.constructs.static_ips import StaticIps, StaticIpsProps
 from harbor_ha.keepalived import VrrpPair, standby_cloud_config
 from harbor_ha.settings import HarborHaSettings
 from harbor_ha.stacks.base import HarborHaStack
+from harbor_ha.stacks.props import fleet_props, network_props, shared_data_props
 
 class ActiveStandbyStack(HarborHaStack):
     stack_name = "active-standby"
@@ -37,18 +38,18 @@ class ActiveStandbyStack(HarborHaStack):
                  local_endpoint: str | None = None) -> None:
         super().__init__(scope, id_, settings=settings, local_endpoint=local_endpoint)
         s = self.settings
-        network = HarborNetwork(self, "network", props=HarborNetworkProps.from_settings(s))
-        data = SharedData(self, "data", props=SharedDataProps.from_settings(s, network))
+        network = HarborNetwork(self, "network", props=network_props(s))
+        data = SharedData(self, "data", props=shared_data_props(s, network))
         # The two VIP holders' fixed addresses in the public subnets of two AZs (StaticIps places VIP holders
         # there; in active-active those are the load balancers).
         ips = StaticIps(self, "static-ips", props=StaticIpsProps(network=network, name=s.resource_prefix,
-                                                                 harbor_count=2, lb_count=2))
+                                                                 harbor_count=0, lb_count=2))
         nodes = ips.lb_addresses
-        pair = VrrpPair(name=s.resource_prefix, addresses=(nodes[0].private_ip, nodes[1].private_ip))
+        pair = VrrpPair(name=ips.vip_name, addresses=(nodes[0].private_ip, nodes[1].private_ip))
         keepalived = [standby_cloud_config(pair, index) for index in (0, 1)]
-        fleet = HarborFleet(self, "harbor", props=HarborFleetProps.from_settings(
+        fleet = HarborFleet(self, "harbor", props=fleet_props(
             s, network=network, storage=data.storage, database=data.database, cache=data.cache,
-            addresses=nodes, hostname=s.hostname, vip_name=s.resource_prefix, extra_cloud_config_per_node=keepalived,
+            addresses=nodes, hostname=s.hostname, vip_name=ips.vip_name, extra_cloud_config_per_node=keepalived,
             instance_tags=ips.vip_tags, public_addresses=True))
         fleet.allow_from_cidrs(s.admin_cidrs)
         allow_vrrp_within(self, fleet.security_group_id)

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 from harbor_ha.aws import Construct, Route53Record, Route53Zone
 from harbor_ha.constructs.harbor_node import StandaloneHarborNode
-from harbor_ha.constructs.network import HarborNetwork, HarborNetworkProps
+from harbor_ha.constructs.network import HarborNetwork
 from harbor_ha.constructs.region import RegionScope
 from harbor_ha.constructs.replication import HarborReplication, HarborReplicationProps
 from harbor_ha.rules import SITE_LABELS, site_name
 from harbor_ha.settings import HarborHaSettings
 from harbor_ha.stacks.base import HarborHaStack
-from harbor_ha.stacks.master_slaves import replication_tls_trust, standalone_props
+from harbor_ha.stacks.props import network_props, replication_tls_trust, standalone_props
 
 
 class MasterMasterStack(HarborHaStack):
@@ -41,7 +41,7 @@ class MasterMasterStack(HarborHaStack):
         regional = ((self, s, first),
                     (secondary, s.replace(region=s.secondary_region, availability_zones=()), second))
         for scope_, site_settings, label in regional:
-            network = HarborNetwork(scope_, f"network-{label}", props=HarborNetworkProps.from_settings(site_settings))
+            network = HarborNetwork(scope_, f"network-{label}", props=network_props(site_settings))
             node = StandaloneHarborNode(scope_, f"harbor-{label}", props=standalone_props(
                 s, network, site_name(s.resource_prefix, label), 0, own_name=f"{label}.{s.hostname}" if s.hostname else ""))
             node.allow_from_cidrs(s.admin_cidrs)

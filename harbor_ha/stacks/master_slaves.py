@@ -31,36 +31,15 @@ replication account (the replica's admin) pushes. A role given by hand holds unt
 from __future__ import annotations
 
 from harbor_ha.aws import Construct, Route53HealthCheck, Route53Record, Route53Zone
-from harbor_ha.constructs.harbor_node import StandaloneHarborNode, StandaloneHarborNodeProps
-from harbor_ha.constructs.network import HarborNetwork, HarborNetworkProps
+from harbor_ha.constructs.harbor_node import StandaloneHarborNode
+from harbor_ha.constructs.network import HarborNetwork
 from harbor_ha.constructs.replication import HarborReplication, HarborReplicationProps
 from harbor_ha.rules import master_name, replica_name
-from harbor_ha.settings import SELF_SIGNED, HarborHaSettings
+from harbor_ha.settings import HarborHaSettings
 from harbor_ha.stacks.base import HarborHaStack
+from harbor_ha.stacks.props import network_props, replication_tls_trust, standalone_props
 
 HEALTHY_BODY = '"status":"healthy"'
-
-
-def standalone_props(settings: HarborHaSettings, network, name: str, zone_index: int, *, own_name: str = "",
-                     other_names: tuple[str, ...] = ()) -> StandaloneHarborNodeProps:
-    """A public standalone Harbor of a replication topology, from the deployment's settings. ``own_name`` is
-    the DNS name of this node, Harbor's own name when the user gave a ``hostname`` (clients then reach the
-    nodes by name); without one they are reached at their Elastic IPs, and a self-signed certificate still
-    carries the names (``own_name``, ``other_names``) for when the zone is delegated."""
-    return StandaloneHarborNodeProps(
-        network=network, name=name, zone_index=zone_index % len(network.availability_zones), public=True,
-        hostname=own_name if settings.hostname else "",
-        certificate_names=tuple(name for name in (own_name, *other_names) if name),
-        storage=settings.node_storage, instance_type=settings.harbor_instance_type,
-        harbor_version=settings.harbor_version, volume_gib=settings.harbor_volume_gib,
-        ssh_cidrs=tuple(settings.ssh_cidrs), tls_certificate=settings.tls_certificate,
-        force_destroy=not settings.effective_deletion_protection)
-
-
-def replication_tls_trust(settings: HarborHaSettings) -> str:
-    """Self-signed nodes trust each other's pinned certificates; a ``tls_certificate`` of the user's names a
-    host while replication reaches the nodes at their addresses, so it cannot be verified there."""
-    return "pinned" if settings.tls_certificate == SELF_SIGNED else "none"
 
 
 class MasterSlavesStack(HarborHaStack):
@@ -70,7 +49,7 @@ class MasterSlavesStack(HarborHaStack):
                  local_endpoint: str | None = None) -> None:
         super().__init__(scope, id_, settings=settings, local_endpoint=local_endpoint)
         s = self.settings
-        network = HarborNetwork(self, "network", props=HarborNetworkProps.from_settings(s))
+        network = HarborNetwork(self, "network", props=network_props(s))
         zone_name = s.hostname or f"{s.resource_prefix}.harbor-ha.internal"
         push, pull = f"push.{zone_name}", f"pull.{zone_name}"
         master = StandaloneHarborNode(self, "master", props=standalone_props(
