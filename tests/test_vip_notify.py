@@ -1,11 +1,15 @@
 """vip-notify, keepalived's notify program, against the local AWS emulator: it moves the tagged Elastic IP to
 the instance it runs on, and does nothing when the address is already there; a BACKUP remembers the address
-so that becoming MASTER takes one AWS call; after a split brain the remaining master takes it back."""
+so that becoming MASTER takes one AWS call; after a split brain the remaining master takes it back. Its calls
+are signed by curl; botocore's signer judges the signature."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
+from urllib.parse import parse_qsl
 from pathlib import Path
 
 import boto3
@@ -13,7 +17,7 @@ import pytest
 
 from harbor_ha.keepalived import TEMPLATES
 
-from conftest import PROJECT, FakeImds, require_tool
+from conftest import FakeImds, QuietHandler, loopback_server, require_tool
 
 REGION = "eu-west-1"
 @pytest.fixture(scope="module")
@@ -48,8 +52,7 @@ def address(ec2, allocation: str) -> dict:
 def notify(moto_url: str, imds_url: str, instance_id: str, name: str, attempts: int = 2, *args: str,
            run_dir: Path | None = None):
     FakeImds.metadata = {"instance-id": instance_id, "placement/region": REGION}
-    env = {**os.environ, "PATH": f"{PROJECT / '.venv' / 'bin'}:{os.environ['PATH']}",
-           "AWS_ENDPOINT_URL": moto_url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+    env = {**os.environ, "AWS_ENDPOINT_URL": moto_url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
            "HARBOR_HA_IMDS_ENDPOINT": imds_url, "HARBOR_HA_NOTIFY_ATTEMPTS": str(attempts)}
     env.pop("AWS_PROFILE", None)
     if run_dir is not None:
@@ -59,9 +62,9 @@ def notify(moto_url: str, imds_url: str, instance_id: str, name: str, attempts: 
 
 
 @pytest.fixture(scope="module", autouse=True)
-def aws_cli():
-    if not (PROJECT / ".venv" / "bin" / "aws").exists():
-        require_tool("aws")
+def curl():
+    """vip-notify calls EC2 with curl's SigV4 signing (7.75 and later)."""
+    require_tool("curl")
 
 
 def test_master_takes_the_vip_and_a_second_run_changes_nothing(ec2, two_instances, moto_url, imds_url):
@@ -120,6 +123,59 @@ def test_a_backup_remembers_the_vip_and_takes_it_in_one_call(ec2, two_instances,
     assert moved.returncode == 0, moved.stdout + moved.stderr
     assert f"moved {allocation} to {b}" in moved.stdout, "the remembered allocation: no lookup, one call"
     assert address(ec2, allocation)["InstanceId"] == b
+
+
+class Ec2Recorder(QuietHandler):
+    """Stands in for EC2's query endpoint for one AssociateAddress: records the request as it arrived and
+    answers what EC2 answers, so that the request curl signed can be judged by botocore's own SigV4 signer."""
+
+    requests: list[tuple[str, dict[str, str], bytes]] = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+        answer = (b'<AssociateAddressResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">'
+                  b"<requestId>r-1</requestId><return>true</return><associationId>eipassoc-1</associationId>"
+                  b"</AssociateAddressResponse>")
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+
+def test_the_move_is_signed_with_the_instance_roles_credentials_as_aws_signs(imds_url, tmp_path):
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    role = {"AccessKeyId": "ASIAEXAMPLEKEY123456", "SecretAccessKey": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            "Token": "IQoJb3JpZ2luX2VjEXAMPLE/session+token=="}
+    (tmp_path / "vip-notify-signed.allocation").write_text("eipalloc-0aaaabbbbccccdddd\n")
+    with loopback_server(Ec2Recorder) as ec2_url:
+        env = {"PATH": os.environ["PATH"], "AWS_ENDPOINT_URL": ec2_url, "HARBOR_HA_IMDS_ENDPOINT": imds_url,
+               "HARBOR_HA_RUN_DIR": str(tmp_path), "HARBOR_HA_NOTIFY_ATTEMPTS": "1"}
+        FakeImds.metadata = {"instance-id": "i-0123456789abcdef0", "placement/region": REGION,
+                             "iam/security-credentials/": "harbor-node",
+                             "iam/security-credentials/harbor-node": json.dumps({"Code": "Success", **role}, indent=2)}
+        moved = subprocess.run(["bash", str(TEMPLATES / "vip-notify.sh"), "notify-signed"], env=env, text=True,
+                               capture_output=True, timeout=60)
+    assert moved.returncode == 0, moved.stdout + moved.stderr
+    [(path, headers, body)] = Ec2Recorder.requests
+    assert dict(parse_qsl(body.decode())) == {
+        "Action": "AssociateAddress", "Version": "2016-11-15", "AllocationId": "eipalloc-0aaaabbbbccccdddd",
+        "InstanceId": "i-0123456789abcdef0", "AllowReassociation": "true"}
+    assert headers["x-amz-security-token"] == role["Token"]
+    assert role["SecretAccessKey"] not in moved.stdout + moved.stderr
+
+    # botocore signs the same request (the headers curl signed, its timestamp) and must reach the same signature.
+    signed = re.search(r"SignedHeaders=([^,]+), Signature=([0-9a-f]+)", headers["authorization"])
+    assert signed and f"Credential={role['AccessKeyId']}/" in headers["authorization"]
+    assert f"/{REGION}/ec2/aws4_request" in headers["authorization"]
+    request = AWSRequest(method="POST", url=ec2_url + path, data=body,
+                         headers={name: headers[name] for name in signed[1].split(";")})
+    request.context["timestamp"] = headers["x-amz-date"]
+    signer = SigV4Auth(Credentials(role["AccessKeyId"], role["SecretAccessKey"], role["Token"]), "ec2", REGION)
+    assert signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request) == signed[2]
 
 
 def test_a_remembered_allocation_that_aws_does_not_know_is_looked_up_again(ec2, two_instances, moto_url, imds_url,
