@@ -30,7 +30,7 @@ from harbor_ha.drill.pair import PairDrill, processes_naming
 from harbor_ha.drill.scenarios import Run
 from harbor_ha.settings import HarborHaSettings
 
-from conftest import IN_CI, PROJECT, require_tool
+from conftest import IN_CI, require_tool
 
 # The drills build network namespaces and keepalived pairs, and boot a guest: one pytest worker runs them all,
 # one after another (pytest -n 4 --dist loadgroup), so that they do not compete with each other.
@@ -42,10 +42,9 @@ RUNS = int(os.environ.get("HARBOR_HA_DRILL_RUNS", "2"))
 
 
 def require_drill_tools(guest: bool = False) -> None:
-    for tool in ("ip", "keepalived", "curl", *(("qemu-system-x86_64", "busybox", "nft", "ipvsadm") if guest else ())):
+    for tool in ("ip", "keepalived", "curl", "python3",
+                 *(("qemu-system-x86_64", "busybox", "nft", "ipvsadm") if guest else ())):
         require_tool(tool)
-    if not (PROJECT / ".venv" / "bin" / "aws").exists():
-        require_tool("aws")
     if os.geteuid() != 0:
         message = "the drill builds network namespaces and needs root"
         pytest.fail(message) if IN_CI else pytest.skip(message)

@@ -4,7 +4,7 @@
 
 netns.py      network namespaces, sockets inside them, the relay to the local emulator
 standins.py   the instance-metadata and Harbor health stand-ins
-pair.py       a stack's VRRP pair in two namespaces (real keepalived, vip-notify, aws CLI, emulator)
+pair.py       a stack's VRRP pair in two namespaces (real keepalived, vip-notify, emulator)
 scenarios.py  the faults, what each must show, and the runs
 figures.py    median / worst per scenario, the targets, table and JSON
 guest.py      a QEMU guest with Debian's kernel for LVS (IPVS), built once and cached

@@ -1,7 +1,7 @@
 """A stack's VRRP pair, run for real on this machine: two network namespaces joined by a bridge (the
 subnet), the real keepalived in each with the configuration the stack's user-data installs (only the
-addresses are the drill's, and the programs live in the drill's directory), the real vip-notify with the aws
-CLI against the local emulator, an instance-metadata stand-in per node, and for active-standby a Harbor
+addresses are the drill's, and the programs live in the drill's directory), the real vip-notify (its EC2
+calls signed by curl) against the local emulator, an instance-metadata stand-in per node, and for active-standby a Harbor
 health stand-in per node. A MASTER transition re-associates the Elastic IP in the emulator, as on EC2.
 
 The directors of active-active run keepalived's VRRP process only (``--vrrp``): this machine's kernel has no
@@ -41,17 +41,17 @@ IMDS_ADDRESS = "169.254.169.254"
 EC2_ENDPOINT = ("127.0.0.1", 4566)
 STATE_RE = re.compile(r"\) Entering (MASTER|BACKUP|FAULT) STATE")
 # The nodes are VMs of their own, the emulator stands for AWS: on a machine shared with other work the drill
-# runs them (and what they start: vip-notify, the aws CLI) ahead of that work, so that the figures measure
+# runs them (and what they start: vip-notify and its curl) ahead of that work, so that the figures measure
 # the failover rather than the machine's other load. The load average is printed with the figures.
 NICENESS = -10
+PID_FILE_OPTIONS = ("--pid=", "--vrrp_pid=", "--checkers_pid=")
 
 
 def require_tools() -> dict[str, str]:
     """The programs the drill runs, by name; a missing one (or not being root) is one clear error."""
     if os.geteuid() != 0:
         raise DrillSetupError("the drill builds network namespaces and needs root")
-    found = {name: shutil.which(name) for name in ("ip", "keepalived", "curl")}
-    found["aws"] = shutil.which("aws", path=f"{Path(os.sys.executable).parent}:{os.environ.get('PATH', '')}")
+    found = {name: shutil.which(name) for name in ("ip", "keepalived", "curl", "python3")}
     missing = sorted(name for name, path in found.items() if not path)
     if missing:
         raise DrillSetupError(f"missing programs for the drill: {', '.join(missing)} (scripts/setup installs them)")
@@ -79,6 +79,12 @@ class Node:
         return f"node {self.index}"
 
     def start(self) -> None:
+        # A stopped unit's RuntimeDirectory goes with it; a pid file left by a killed keepalived would name a
+        # pid that another process may have taken since, and keepalived then refuses to start ("daemon is
+        # already running").
+        for option in self.argv:
+            if option.startswith(PID_FILE_OPTIONS):
+                Path(option.split("=", 1)[1]).unlink(missing_ok=True)
         log = self.log.open("a")
         argv = ["nice", "-n", str(NICENESS), *self.namespace.command(*self.argv)]
         self.process = subprocess.Popen(argv, env=self.env, stdin=subprocess.DEVNULL,
@@ -148,7 +154,7 @@ class Node:
 
     def kill_all(self, timeout: float = 10) -> None:
         """SIGKILL to keepalived's group and to every process started on the node: keepalived runs each notify
-        script in a process group of its own, so a script (and the aws CLI it runs) outlives a killed group. They
+        script in a process group of its own, so a script (and the curl it runs) outlives a killed group. They
         are found by the node's own run directory in their environment, until none is left."""
         marker = f"HARBOR_HA_RUN_DIR={self.env['HARBOR_HA_RUN_DIR']}".encode()
         groups = {self.process.pid}
@@ -239,7 +245,7 @@ class PairDrill:
         self._network()
         instances = self._ec2()
         certificate = self_signed_certificate(self.workdir, ["127.0.0.1", *NODE_ADDRESSES])
-        env = {"PATH": f"{Path(tools['aws']).parent}:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(self.workdir),
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(self.workdir),
                "AWS_ENDPOINT_URL": "http://%s:%d" % EC2_ENDPOINT,
                "AWS_ACCESS_KEY_ID": "harbor-ha-drill", "AWS_SECRET_ACCESS_KEY": "harbor-ha-drill",
                "AWS_EC2_METADATA_DISABLED": "true", "LANG": "C.UTF-8"}
@@ -252,7 +258,7 @@ class PairDrill:
                                      listening_socket(namespace.name, "127.0.0.1", 443), certificate)
                 self._closers.append(served.close)
             argv = [tools["keepalived"], "--dont-fork", "--log-console", "--log-detail", f"--use-file={configs[index]}",
-                    *(f"--{kind}={self.workdir}/{kind}-{index}.pid" for kind in ("pid", "vrrp_pid", "checkers_pid"))]
+                    *(f"{option}{self.workdir}/{option[2:-1]}-{index}.pid" for option in PID_FILE_OPTIONS)]
             if self.stack == "active-active":
                 argv.append("--vrrp")  # no IPVS in this kernel; the LVS half runs in the guest
             node_env = {**env, "HARBOR_HA_RUN_DIR": str(self.workdir / f"run-{index}")}  # each node's own /run
