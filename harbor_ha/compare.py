@@ -1,7 +1,7 @@
 """The four topologies side by side, as the README shows them (``harbor-ha cost --compare`` prints it; a test
 keeps the README's copy in step): what each runs, its monthly cost at the default settings, what failure it
 survives, and when to choose it. Counts and costs come from the synthesized stacks; the failure column states
-each topology's design (timings from the stack modules' notes)."""
+each topology's design, with the failover times `harbor-ha drill` measured (README, "Recovery per solution")."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from harbor_ha.cost import Estimate
 from harbor_ha.synthesized import SynthesizedStack
 
 SURVIVES = {
-    "active-active": "a Harbor server (the load balancers' health checks drop it), a load balancer (VRRP moves the "
-                     "VIP in about 4 s), an AZ (RDS and Redis fail over to the other AZ)",
-    "active-standby": "the active node or its AZ (the standby takes the VIP, 10-25 s without service); RDS and "
-                      "Redis fail over to the other AZ",
+    "active-active": "a Harbor server (the load balancers' health checks drop it within 10 s), a load balancer "
+                     "(VRRP moves the VIP within 2 s), an AZ (RDS and Redis fail over to the other AZ)",
+    "active-standby": "the active node or its AZ (the standby takes the VIP within 2 s of a crash, 6 s after "
+                      "Harbor turns unhealthy); RDS and Redis fail over to the other AZ",
     "master-slaves": "a replica (Route 53 stops answering with it after 3 failed 30 s checks); losing the master "
                      "stops pushes, pulls go on",
     "master-master": "a whole region (each Harbor takes pushes and pulls; the hourly full sync heals what the "
