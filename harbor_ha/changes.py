@@ -59,7 +59,8 @@ CHANGES: Mapping[str, Change] = {
     "availability_zones": Change(REFUSED, "subnets and the fixed addresses are placed in the zones",
                                  _NEW_DEPLOYMENT),
     "harbor_version": Change(ROLLED, "Harbor servers are replaced one at a time at the new release after an RDS "
-                             "snapshot; the first new one migrates the schema. A lower release is refused: "
+                             "snapshot; the first new one migrates the schema while the others wait (a lock per database and "
+                             "release). A lower release is refused: "
                              "Harbor's schema migrations only go forward", only_up=True,
                              standalone_refused=_STANDALONE_DATA),
     "harbor_count": Change(IN_PLACE, "servers are added (they serve once healthy) or drained and removed; the "

@@ -110,7 +110,8 @@ class HarborDatabaseProps:
 
 class HarborDatabase(Construct):
     """Attributes: ``db_endpoint`` (host:port), ``db_address``, ``db_port``, ``db_name``, ``master_username``,
-    ``master_user_secret_arn``, ``security_group_id``, ``engine``, ``kms_key_arn``."""
+    ``master_user_secret_arn``, ``security_group_id``, ``engine``, ``kms_key_arn``, ``resource_id`` (the
+    instance's immutable DbiResourceId: names its schema-migration locks)."""
 
     def __init__(self, scope: Construct, id_: str, *, props: HarborDatabaseProps) -> None:
         super().__init__(scope, id_)
@@ -166,6 +167,7 @@ class HarborDatabase(Construct):
                        "(default: off on the local target only) turned it off")
         self.db_endpoint = db.endpoint
         self.db_address = db.address
+        self.resource_id = db.resource_id
         self.master_user_secret_arn = db.master_user_secret.get(0).secret_arn
 
     @staticmethod

@@ -20,7 +20,7 @@ from harbor_ha.aws import (
     Construct, DataAwsCallerIdentity, DataAwsIamPolicyDocumentStatement, DataAwsIamPolicyDocumentStatementCondition,
     DataAwsPartition, DataAwsRegion, DataAwsSsmParameter, IamInstanceProfile,
     IamRole, IamRolePolicy, IamRolePolicyAttachment, Instance, InstanceMetadataOptions, InstanceRootBlockDevice,
-    SecretsmanagerSecret, SecretsmanagerSecretVersion, SecurityGroup, TerraformResourceLifecycle,
+    SecretsmanagerSecret, SecretsmanagerSecretVersion, SecurityGroup, TerraformResource, TerraformResourceLifecycle,
     VpcSecurityGroupIngressRule,
 )
 from harbor_ha import cloud_facts
@@ -89,7 +89,7 @@ class HarborHosts(Construct):
         self._volume_gib = volume_gib
         self._monitoring = detailed_monitoring
         self._peers = 0
-        self._grants: list[IamRolePolicy] = []
+        self._needed_at_boot: list[TerraformResource] = []
         self.region = DataAwsRegion(self, "region").name
         self._partition = self.partition = DataAwsPartition(self, "partition").partition
         self._account = DataAwsCallerIdentity(self, "account").account_id
@@ -151,10 +151,11 @@ class HarborHosts(Construct):
         """An inline policy on the hosts' role; instances wait for it (their boot scripts need it)."""
         return self.needed_at_boot(grant(self, self.role, purpose, statements))
 
-    def needed_at_boot(self, policy: IamRolePolicy) -> IamRolePolicy:
-        """Make instances added from now on wait for ``policy`` (a grant by another construct)."""
-        self._grants.append(policy)
-        return policy
+    def needed_at_boot(self, resource: TerraformResource) -> TerraformResource:
+        """Make instances added from now on wait for ``resource`` (a grant by another construct, or an object
+        their boot fetches)."""
+        self._needed_at_boot.append(resource)
+        return resource
 
     def environment(self) -> dict[str, str]:
         """The boot scripts' settings that every Harbor VM has."""
@@ -196,7 +197,7 @@ class HarborHosts(Construct):
             root_block_device=InstanceRootBlockDevice(encrypted=True, kms_key_id=self.kms_key_arn, volume_type="gp3",
                                                       volume_size=self._volume_gib, delete_on_termination=True),
             user_data=user_data, user_data_replace_on_change=replace_on_new_user_data or None,
-            tags={"Name": f"{self._name}-{id_}", **(tags or {})}, depends_on=list(self._grants),
+            tags={"Name": f"{self._name}-{id_}", **(tags or {})}, depends_on=list(self._needed_at_boot),
             # ebs_optimized: a change would stop and start a running node (Nitro types are EBS-optimized anyway).
             lifecycle=TerraformResourceLifecycle(ignore_changes=[*ignored, "ebs_optimized"]))
         if public_address:

@@ -155,7 +155,7 @@ class StandaloneHarborNode(Construct):
         self.url = f"https://{props.hostname}" if props.hostname else Fn.join("", ["https://", host])
 
     def _render(self) -> str:
-        return harbor_cloud_config(config=self._config, environment=self._environment, shared_secrets=False,
+        return harbor_cloud_config(config=self._config, environment=self._environment,
                                    data_volume=self.data_volume_id is not None, extra=self._extra).render()
 
     def add_cloud_config(self, extra: CloudConfig) -> None:
