@@ -198,6 +198,9 @@ INSTANCE_TYPE = Rule(f"an {AMI_ARCHITECTURE} EC2 instance type harbor-ha knows, 
 VRRP_INSTANCE_TYPE = Rule(f"an {AMI_ARCHITECTURE} Nitro EC2 instance type, such as t3.small (keepalived binds "
                           f"{VRRP_INTERFACE}, the first interface of Nitro types)",
                           lambda value: INSTANCE_TYPE.ok(value) and _facts(value).first_interface == VRRP_INTERFACE)
+# Empty: the image the AL2023 SSM parameter names when a VM is created.
+AMI_ID = pattern(r"|ami-(?:[0-9a-f]{8}|[0-9a-f]{17})", f"none, or an EC2 image id (ami- and 8 or 17 hex digits) of "
+                 f"an Amazon Linux 2023 {AMI_ARCHITECTURE} image (the boot scripts use its dnf packages)")
 DB_INSTANCE_CLASS = pattern(r"db\.[a-z][a-z0-9-]*\.[a-z0-9]+", "an RDS instance class such as db.m6g.large")
 CACHE_NODE_TYPE = pattern(r"cache\.[a-z][a-z0-9-]*\.[a-z0-9]+", "an ElastiCache node type such as cache.t4g.medium")
 

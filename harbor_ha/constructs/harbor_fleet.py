@@ -76,6 +76,9 @@ class HarborFleetProps:
     """Networks allowed SSH. Default none: no SSH rule (use SSM Session Manager)."""
     volume_gib: int = 100
     """Root volume in GiB, 20 to 16384. Default 100."""
+    ami_id: str = ""
+    """Image of every server (Amazon Linux 2023 x86_64); a new one replaces the servers (``harbor-ha up`` rolls
+    them one at a time). Default: the AL2023 image current when a server is created, kept by it."""
     tls_certificate: str = SELF_SIGNED
     """``self-signed`` (one certificate for the whole fleet, made by the first node) or the ARN of a Secrets
     Manager secret holding ``{"certificate": PEM, "private_key": PEM}``. Default ``self-signed``."""
@@ -120,7 +123,8 @@ class HarborFleet(Construct):
         hosts = HarborHosts(self, "hosts", name=props.name, vpc_id=network.vpc_id,
                             instance_type=props.instance_type, volume_gib=props.volume_gib,
                             ssh_cidrs=props.ssh_cidrs, tls_certificate=props.tls_certificate,
-                            detailed_monitoring=props.detailed_monitoring, ssm_access=props.ssm_access)
+                            detailed_monitoring=props.detailed_monitoring, ssm_access=props.ssm_access,
+                            ami_id=props.ami_id)
         self._hosts = hosts
         self.role = hosts.role
         self.security_group_id = hosts.security_group_id

@@ -4,7 +4,10 @@ deployment's Harbor secrets, the generate-once admin password, and the instance 
 
 Instances run Amazon Linux 2023 with IMDSv2 required and a metadata hop limit of 2 (Harbor's containers
 reach the instance role through the docker bridge, goharbor#23139), an encrypted gp3 root volume and
-detailed monitoring. Update policy: ``ami`` changes are ignored. A fleet node (shared data tier, nothing of
+detailed monitoring. Update policy: without ``ami_id`` a VM keeps the AL2023 image it was created with (``ami``
+changes are ignored: a new image in the SSM parameter must not replace running nodes behind harbor-ha's back);
+with ``ami_id`` a fleet node runs that image, and a new ``ami_id`` replaces it, rolled like a new user-data. A
+fleet node (shared data tier, nothing of
 its own on the instance) is replaced when its user-data changes (a new Harbor release, hostname or
 certificate): ``harbor-ha up`` rolls those replacements one node at a time, waiting for each new node's
 health report (``harbor_ha.rolling``). A standalone node keeps Harbor's database on the instance, so its
@@ -61,7 +64,7 @@ def ebs_optimized(instance_type: str) -> bool | None:
 
 
 def check_common_props(props: object) -> None:
-    """The props every Harbor VM construct has: version, instance type, volume, TLS, SSH networks."""
+    """The props every Harbor VM construct has: version, instance type, volume, TLS, SSH networks, AMI."""
     release = release_problem(props.harbor_version)
     require(release is None, "harbor_version", props.harbor_version, release or "")
     require_rule(props, "instance_type", rules.INSTANCE_TYPE)
@@ -72,6 +75,7 @@ def check_common_props(props: object) -> None:
     require(all(rules.SSH_CIDR.ok(cidr) for cidr in props.ssh_cidrs) and len(set(props.ssh_cidrs)) == len(props.ssh_cidrs),
             "ssh_cidrs", props.ssh_cidrs, f"distinct {rules.SSH_CIDR.allowed}")
     require_rule(props, "name", rules.HOSTS_NAME)
+    require_rule(props, "ami_id", rules.AMI_ID)
 
 
 class HarborHosts(Construct):
@@ -82,7 +86,7 @@ class HarborHosts(Construct):
 
     def __init__(self, scope: Construct, id_: str, *, name: str, vpc_id: str, instance_type: str, volume_gib: int,
                  ssh_cidrs: Sequence[str], tls_certificate: str, detailed_monitoring: bool,
-                 ssm_access: bool) -> None:
+                 ssm_access: bool, ami_id: str = "") -> None:
         super().__init__(scope, id_)
         self._name = name
         self._instance_type = instance_type
@@ -111,7 +115,8 @@ class HarborHosts(Construct):
                                     policy_arn=f"arn:{self._partition}:iam::aws:policy/AmazonSSMManagedInstanceCore")
         # Token strings read once: every read is a round trip to jsii's node process, per instance otherwise.
         self._profile_name = IamInstanceProfile(self, "profile", name_prefix=f"{name}-", role=self.role.name).name
-        self._ami_id = DataAwsSsmParameter(self, "ami", name=AL2023_X86_64).value
+        self._ami_pinned = bool(ami_id)
+        self._ami_id = ami_id or DataAwsSsmParameter(self, "ami", name=AL2023_X86_64).value
 
         self.key = customer_key(self, alias=f"{name}-harbor", description=f"{name}: Harbor secrets")
         self.kms_key_arn = self.key.arn
@@ -184,8 +189,11 @@ class HarborHosts(Construct):
     def add_instance(self, id_: str, *, subnet_id: str, user_data: str, private_ip: str | None = None,
                      public_address: bool = False, tags: Mapping[str, str] | None = None,
                      replace_on_new_user_data: bool = False) -> Instance:
-        """One Harbor VM; with ``replace_on_new_user_data`` a changed user-data replaces it (else it is ignored)."""
-        ignored = ["ami", *report_tags_ignored(HEALTH_TAG)] + ([] if replace_on_new_user_data else ["user_data"])
+        """One Harbor VM; with ``replace_on_new_user_data`` a changed user-data or pinned AMI replaces it (else
+        both are ignored: the VM keeps what it holds)."""
+        keeps_ami = not (self._ami_pinned and replace_on_new_user_data)
+        ignored = (["ami"] if keeps_ami else []) + report_tags_ignored(HEALTH_TAG) \
+            + ([] if replace_on_new_user_data else ["user_data"])
         instance = Instance(
             self, id_, ami=self._ami_id, instance_type=self._instance_type, subnet_id=subnet_id,
             ebs_optimized=ebs_optimized(self._instance_type),

@@ -73,6 +73,9 @@ class StandaloneHarborNodeProps:
     """EC2 detailed (1-minute) monitoring. Default True."""
     ssm_access: bool = True
     """Attach AmazonSSMManagedInstanceCore for Session Manager. Default True."""
+    ami_id: str = ""
+    """Image of the node (Amazon Linux 2023 x86_64), kept for its lifetime: Harbor's data would not survive a
+    replacement. Default: the AL2023 image current when the node is created."""
 
     def __post_init__(self) -> None:
         check_common_props(self)
@@ -102,7 +105,8 @@ class StandaloneHarborNode(Construct):
         hosts = HarborHosts(self, "hosts", name=props.name, vpc_id=network.vpc_id,
                             instance_type=props.instance_type, volume_gib=props.volume_gib,
                             ssh_cidrs=props.ssh_cidrs, tls_certificate=props.tls_certificate,
-                            detailed_monitoring=props.detailed_monitoring, ssm_access=props.ssm_access)
+                            detailed_monitoring=props.detailed_monitoring, ssm_access=props.ssm_access,
+                            ami_id=props.ami_id)
         self._hosts = hosts
         self._props = props
         self.role = hosts.role
