@@ -188,10 +188,3 @@ def test_a_winner_whose_harbor_never_gets_healthy_marks_the_lock_failed(tmp_path
     assert code == 1
     assert ssm.get_parameter(Name=lock)["Parameter"]["Value"].startswith(f"failed {node.instance_id} ")
     assert "did not report healthy within 2s" in log.strip().splitlines()[-1]
-
-
-def test_a_node_without_a_shared_database_starts_harbor_at_once(tmp_path, moto_endpoint):
-    (node,) = nodes(tmp_path, "i-0aaaaaaaaaaaaaa11")
-    with started([node], moto_endpoint, "") as processes:
-        ((code, log),) = finish(processes)
-    assert (code, node.calls()) == (0, ["restart harbor.service"]), log

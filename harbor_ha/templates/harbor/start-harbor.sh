@@ -5,8 +5,8 @@
 # (harbor-helm#371). This holds on a fresh deploy (every node boots at once), on an upgrade and on scale-out.
 #
 # Protocol, with no network path between nodes: SCHEMA_LOCK_PARAMETER (an SSM parameter per database and Harbor
-# release) is created without --overwrite, which succeeds for exactly one node, the winner. It starts Harbor,
-# waits until its core reports healthy (the migration is over), then writes "done". While it waits it rewrites
+# release), where it does not exist yet, is created without --overwrite, which succeeds for exactly one node, the
+# winner. It starts Harbor, waits until its core reports healthy (the migration is over), then writes "done". While it waits it rewrites
 # "migrating <instance> <time>" every poll: a heartbeat. The other nodes poll the parameter: on "done" they start
 # Harbor; on "failed" they stop with what to do. A "migrating" whose heartbeat is older than the stale limit (its
 # node died) is taken over by the one node that first creates "<parameter>.takeover-<parameter version>". A winner
@@ -69,13 +69,9 @@ migrate() {
 
 deadline=$((SECONDS + wait_s))
 state="" holder="" at=""
+# Waiting nodes only read: PutParameter's throughput is a few calls a second per account.
 while :; do
-  if put "$lock" "migrating $me $(now)"; then
-    migrate
-    exit 0
-  fi
-  # Another node holds the lock, or AWS refused (the role may still be propagating): both are retried.
-  if grep -q ParameterAlreadyExists "$work/error" && read -r state holder at version < <(read_lock); then
+  if read -r state holder at version < <(read_lock); then
     case $state in
       done)
         log "$holder migrated the schema to Harbor $HARBOR_VERSION at $at: starting Harbor"
@@ -96,7 +92,11 @@ while :; do
         fail "$lock holds '$state $holder $at', not a harbor-ha lock: delete it (aws ssm delete-parameter" \
           "--name $lock) and replace this node" ;;
     esac
+  elif grep -q ParameterNotFound "$work/error" && put "$lock" "migrating $me $(now)"; then
+    migrate
+    exit 0
   fi
+  # Otherwise another node created the lock first, or AWS refused (the role may still be propagating): retried.
   if [ "$SECONDS" -ge "$deadline" ]; then
     [ -n "$state" ] || fail "$lock could not be read or created within ${wait_s}s: $(<"$work/error")"
     fail "waited ${wait_s}s for $holder to migrate the schema to Harbor $HARBOR_VERSION ($lock: $state, heartbeat" \
