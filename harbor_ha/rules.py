@@ -174,6 +174,9 @@ SECURITY_GROUP_ID_OR_REFERENCE = or_reference(pattern(r"sg-[0-9a-f]{8,17}", "an 
 KMS_KEY_ARN_OR_REFERENCE = or_reference(pattern(
     r"arn:aws(?:-cn|-us-gov)?:kms:[a-z]{2}(?:-gov)?-[a-z]+-\d:\d{12}:key/[0-9a-f-]{36}",
     "a KMS key ARN, arn:aws:kms:<region>:<account>:key/<key id>"))
+# Names the schema-migration locks of the database (in an SSM parameter name).
+DB_RESOURCE_ID_OR_REFERENCE = or_reference(pattern(r"[A-Za-z0-9_.-]{1,128}", "an id of letters, digits and _.- "
+                                                   "such as an RDS instance's DbiResourceId, db-ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
 HOST_OR_REFERENCE = or_reference(pattern(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}", "a DNS name or IPv4 address"))
 BUCKET_NAME_OR_REFERENCE = or_reference(pattern(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]",
                                                 "an S3 bucket name (3-63 lower-case letters, digits, '.', '-')"))

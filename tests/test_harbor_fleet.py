@@ -192,6 +192,16 @@ def test_steps_without_room_in_user_data_travel_in_the_bucket(built):
             written_files(server["user_data"]))
 
 
+def test_servers_start_harbor_under_their_databases_schema_lock(built):
+    """One lock per database instance (its resource id: a new or restored database finds no old lock) and
+    Harbor release, under the prefix the role may write."""
+    _, _, doc = built
+    for server in servers(doc):
+        lock = environment(server["user_data"])["SCHEMA_LOCK_PARAMETER"]
+        assert re.fullmatch(r"/harbor-ha/harbor/schema-migration/\$\{aws_db_instance\.[^}]+\.resource_id\}/harbor-2\.15\.2",
+                            lock), lock
+
+
 @pytest.mark.parametrize("step", CARRIED_STEPS)
 def test_the_carried_steps_pass_shellcheck(step, tmp_path):
     """What the bucket carries, as the node runs it (check_user_data judges the scripts user-data carries)."""
