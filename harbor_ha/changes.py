@@ -59,7 +59,8 @@ CHANGES: Mapping[str, Change] = {
     "availability_zones": Change(REFUSED, "subnets and the fixed addresses are placed in the zones",
                                  _NEW_DEPLOYMENT),
     "harbor_version": Change(ROLLED, "Harbor servers are replaced one at a time at the new release after an RDS "
-                             "snapshot; the first new one migrates the schema. A lower release is refused: "
+                             "snapshot; the first new one migrates the schema while the others wait (a lock per database and "
+                             "release). A lower release is refused: "
                              "Harbor's schema migrations only go forward", only_up=True,
                              standalone_refused=_STANDALONE_DATA),
     "harbor_count": Change(IN_PLACE, "servers are added (they serve once healthy) or drained and removed; the "
@@ -67,6 +68,9 @@ CHANGES: Mapping[str, Change] = {
     "harbor_instance_type": Change(ROLLED, "each Harbor server is stopped, resized and started, one at a time"),
     "lb_instance_type": Change(ROLLED, "the BACKUP load balancer is resized first, then the VIP moves to it, "
                                "then the old MASTER is resized"),
+    "ami_id": Change(ROLLED, "each Harbor server is replaced with the image one at a time, each load balancer "
+                     "the way lb_instance_type says (the BACKUP first, then the VIP moves to it); set back to "
+                     "none, the VMs keep their image and new ones get the latest", standalone_refused=_STANDALONE_DATA),
     "harbor_volume_gib": Change(IN_PLACE, "the root volumes grow online (EBS). Smaller is refused: EBS volumes "
                                 "cannot shrink", only_up=True),
     "db_engine": Change(REFUSED, "another engine is another database", "export the data and import it into a "

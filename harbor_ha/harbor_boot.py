@@ -24,6 +24,11 @@ ENV_PATH = f"{STATE_DIR}/harbor.env"
 # configure-harbor.sh fills placeholder NAME from the environment variable HARBOR_YML_NAME.
 YML_VALUE_PREFIX = "HARBOR_YML_"
 COMPOSE_VERSION = "2.29.7"
+# Boot steps of fleet nodes that travel in the fleet's bucket under CARRIED_PREFIX, not in user-data (EC2 allows
+# 16 KiB, which active-standby's nodes nearly fill): run-step.sh fetches a step it does not find from
+# BOOT_PROGRAMS. Harbor's registry keeps its data under /registry of that bucket.
+CARRIED_STEPS = ("shared-secrets.sh", "start-harbor.sh")
+CARRIED_PREFIX = "harbor-ha/boot"
 # Harbor's release signing key (goharbor installation docs: gpg --receive-keys 644FF454C0B4115C).
 HARBOR_SIGNING_KEY = "644FF454C0B4115C"
 _TOKEN_RE = re.compile(re.escape(TOKEN_MARK) + r"[^\]]+\]\}")
@@ -45,6 +50,19 @@ def boot_script(name: str) -> WriteFile:
 
 def _run(name: str) -> tuple[str, ...]:
     return (f"{SCRIPT_DIR}/run-step.sh", name)
+
+
+def schema_lock_parameter(deployment: str, database_id: str, harbor_version: str) -> str:
+    """The SSM parameter that start-harbor.sh takes as the schema-migration lock of the database
+    ``database_id`` (the RDS instance's resource id) at ``harbor_version``. Named for the database: a new one,
+    also one restored from a snapshot, starts unlocked, and a destroyed deployment's leftover locks never
+    stand for a redeployment's empty database."""
+    return f"{schema_lock_prefix(deployment)}/{database_id}/harbor-{harbor_version}"
+
+
+def schema_lock_prefix(deployment: str) -> str:
+    """Where every schema-migration lock of ``deployment`` lives (its nodes may write only there)."""
+    return f"/harbor-ha/{deployment}/schema-migration"
 
 
 def environment_file(values: Mapping[str, str]) -> WriteFile:
@@ -70,9 +88,9 @@ def install_part() -> CloudConfig:
                        commands=(_run("install-harbor.sh"),))
 
 
-def shared_secrets_part() -> CloudConfig:
-    """The deployment's shared Harbor secrets from (or into) its one Secrets Manager secret."""
-    return CloudConfig(files=(boot_script("shared-secrets.sh"),), commands=(_run("shared-secrets.sh"),))
+def carried_step(name: str) -> str:
+    """The text of a step of ``CARRIED_STEPS`` as the bucket carries it (comment lines left out)."""
+    return without_comment_lines(script_path(name).read_text())
 
 
 def lift_references(document: dict) -> tuple[dict, dict[str, str]]:
@@ -94,8 +112,9 @@ def lift_references(document: dict) -> tuple[dict, dict[str, str]]:
 
 
 def configure_part(config: HarborConfig) -> tuple[CloudConfig, dict[str, str]]:
-    """harbor.yml (secrets and Terraform-made values filled in on the node), prepare, and harbor.service
-    for restarts; and the environment the template's lifted values travel in."""
+    """harbor.yml (secrets and Terraform-made values filled in on the node), prepare, harbor.service for
+    restarts, and Harbor's start unless ``SCHEMA_LOCK_PARAMETER`` is set (then start-harbor.sh starts it);
+    and the environment the template's lifted values travel in."""
     document, lifted = lift_references(harbor_yml_document(config))
     part = CloudConfig(
         files=(WriteFile(path=f"{STATE_DIR}/harbor.yml.tmpl", content=dump_harbor_yml(document), permissions="0600"),
@@ -105,20 +124,27 @@ def configure_part(config: HarborConfig) -> tuple[CloudConfig, dict[str, str]]:
     return part, lifted
 
 
-def harbor_cloud_config(*, config: HarborConfig, environment: Mapping[str, str], shared_secrets: bool,
+def harbor_cloud_config(*, config: HarborConfig, environment: Mapping[str, str], fleet_bucket: str = "",
                         data_volume: bool = False, extra: CloudConfig | None = None) -> CloudConfig:
     """The whole first boot of one Harbor node; ``extra`` (keepalived, replication setup ...) runs last,
-    with Harbor up."""
+    with Harbor up. ``fleet_bucket``: the bucket of a node that shares its database, Redis and bucket with
+    others (the fleet), which fetches the deployment's shared secrets (shared-secrets.sh) and starts Harbor
+    under the database's schema-migration lock (start-harbor.sh, with ``SCHEMA_LOCK_PARAMETER`` in
+    ``environment``); both steps travel in that bucket (``CARRIED_STEPS``, which the caller puts there).
+    Default none: a standalone node, which starts Harbor at once."""
     configure, lifted = configure_part(config)
+    carried = {"BOOT_PROGRAMS": f"s3://{fleet_bucket}/{CARRIED_PREFIX}"} if fleet_bucket else {}
     values = {"HARBOR_VERSION": config.harbor_version, "COMPOSE_VERSION": COMPOSE_VERSION,
-              "HARBOR_SIGNING_KEY": HARBOR_SIGNING_KEY, **environment, **lifted}
+              "HARBOR_SIGNING_KEY": HARBOR_SIGNING_KEY, **environment, **carried, **lifted}
     parts = [CloudConfig(files=(environment_file(values), boot_script("run-step.sh")))]
     if data_volume:
         parts.append(data_volume_part())
     parts.append(install_part())
-    if shared_secrets:
-        parts.append(shared_secrets_part())
+    if fleet_bucket:
+        parts.append(CloudConfig(commands=(_run("shared-secrets.sh"),)))
     parts.append(configure)
+    if fleet_bucket:
+        parts.append(CloudConfig(commands=(_run("start-harbor.sh"),)))
     if extra is not None:
         parts.append(extra)
     document = parts[0]

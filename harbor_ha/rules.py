@@ -174,6 +174,9 @@ SECURITY_GROUP_ID_OR_REFERENCE = or_reference(pattern(r"sg-[0-9a-f]{8,17}", "an 
 KMS_KEY_ARN_OR_REFERENCE = or_reference(pattern(
     r"arn:aws(?:-cn|-us-gov)?:kms:[a-z]{2}(?:-gov)?-[a-z]+-\d:\d{12}:key/[0-9a-f-]{36}",
     "a KMS key ARN, arn:aws:kms:<region>:<account>:key/<key id>"))
+# Names the schema-migration locks of the database (in an SSM parameter name).
+DB_RESOURCE_ID_OR_REFERENCE = or_reference(pattern(r"[A-Za-z0-9_.-]{1,128}", "an id of letters, digits and _.- "
+                                                   "such as an RDS instance's DbiResourceId, db-ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
 HOST_OR_REFERENCE = or_reference(pattern(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}", "a DNS name or IPv4 address"))
 BUCKET_NAME_OR_REFERENCE = or_reference(pattern(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]",
                                                 "an S3 bucket name (3-63 lower-case letters, digits, '.', '-')"))
@@ -198,6 +201,9 @@ INSTANCE_TYPE = Rule(f"an {AMI_ARCHITECTURE} EC2 instance type harbor-ha knows, 
 VRRP_INSTANCE_TYPE = Rule(f"an {AMI_ARCHITECTURE} Nitro EC2 instance type, such as t3.small (keepalived binds "
                           f"{VRRP_INTERFACE}, the first interface of Nitro types)",
                           lambda value: INSTANCE_TYPE.ok(value) and _facts(value).first_interface == VRRP_INTERFACE)
+# Empty: the image the AL2023 SSM parameter names when a VM is created.
+AMI_ID = pattern(r"|ami-(?:[0-9a-f]{8}|[0-9a-f]{17})", f"none, or an EC2 image id (ami- and 8 or 17 hex digits) of "
+                 f"an Amazon Linux 2023 {AMI_ARCHITECTURE} image (the boot scripts use its dnf packages)")
 DB_INSTANCE_CLASS = pattern(r"db\.[a-z][a-z0-9-]*\.[a-z0-9]+", "an RDS instance class such as db.m6g.large")
 CACHE_NODE_TYPE = pattern(r"cache\.[a-z][a-z0-9-]*\.[a-z0-9]+", "an ElastiCache node type such as cache.t4g.medium")
 

@@ -62,6 +62,10 @@ class HarborHaSettings:
     """EC2 type of a Harbor server, x86_64 (active-standby: Nitro, keepalived binds ens5). Default ``m6i.large``."""
     lb_instance_type: str = "t3.small"
     """EC2 type of a load-balancer VM (active-active only), x86_64 Nitro. Default ``t3.small``."""
+    ami_id: str = ""
+    """AMI of every Harbor server and load-balancer VM, an Amazon Linux 2023 x86_64 image (``ami-`` + 8 or 17
+    hex digits). Default: none, a VM gets the AL2023 image current when it is created and keeps it (a newer
+    image never replaces a running VM by itself); set it to roll the VMs to that image one at a time."""
     harbor_volume_gib: int = 100
     """Root volume of a Harbor server in GiB (20-16384). Default 100."""
     db_engine: str = "postgres"
@@ -185,6 +189,7 @@ class HarborHaSettings:
         p.rule(rules.REDIS_VERSION, "redis_engine_version", self.redis_engine_version)
         p.rule(rules.INSTANCE_TYPE, "harbor_instance_type", self.harbor_instance_type)
         p.rule(rules.VRRP_INSTANCE_TYPE, "lb_instance_type", self.lb_instance_type)
+        p.rule(rules.AMI_ID, "ami_id", self.ami_id)
         p.rule(rules.DB_INSTANCE_CLASS, "db_instance_class", self.db_instance_class)
         p.rule(rules.CACHE_NODE_TYPE, "cache_node_type", self.cache_node_type)
         p.rule(rules.FLEET_SIZE, "harbor_count", self.harbor_count)

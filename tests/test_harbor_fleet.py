@@ -3,14 +3,17 @@ with user-data that cloud-init and shellcheck accept and that carries no secret;
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import subprocess
 from types import SimpleNamespace
 
 import pytest
 import yaml
 
 from harbor_ha.cloud_init import CloudConfig, WriteFile
+from harbor_ha.harbor_boot import CARRIED_PREFIX, CARRIED_STEPS, carried_step
 from harbor_ha.constructs.cache import HarborCache
 from harbor_ha.constructs.database import HarborDatabase
 from harbor_ha.constructs.harbor_fleet import HarborFleet, HarborFleetProps
@@ -21,7 +24,7 @@ from harbor_ha.settings import HarborHaSettings
 from harbor_ha.stacks.base import HarborHaStack
 from harbor_ha.stacks.props import cache_props, database_props, fleet_props, storage_props
 
-from conftest import TEST_LOCAL_ENDPOINT, CdktfTesting, resources, terraform_validate, written_once_from_a_generator
+from conftest import TEST_LOCAL_ENDPOINT, CdktfTesting, require_tool, resources, terraform_validate, written_once_from_a_generator
 from data_tier_helpers import assert_rejected
 from harbor_vm_helpers import (
     PLAINTEXT_SECRETS, check_hardened, check_user_data, environment, role_policies,
@@ -122,6 +125,12 @@ def test_iam_is_least_privilege(built):
                         r"\$\{data\.aws_caller_identity\.[^}]+\}:secret:harbor-ha/harbor/shared-secrets-"
                         r"\$\{aws_kms_key\.[^}]+\.key_id\}-\?\?\?\?\?\?", arn), arn
     assert shared[0]["condition"][0]["variable"] == "secretsmanager:KmsKeyId"
+    # The schema-migration locks: read and create or overwrite the deployment's own lock parameters only.
+    (lock,) = policies["hosts-schema-lock"]
+    assert lock["actions"] == ["ssm:GetParameter", "ssm:PutParameter"]
+    assert re.fullmatch(r"arn:\$\{data\.aws_partition\.[^}]+\}:ssm:\$\{data\.aws_region\.[^}]+\}:"
+                        r"\$\{data\.aws_caller_identity\.[^}]+\}:parameter/harbor-ha/harbor/schema-migration/\*",
+                        lock["resources"][0]), lock
     for name, statements in policies.items():
         for s in statements:
             assert not any(a.endswith(":*") or a == "*" for a in s["actions"]), (name, s)
@@ -157,10 +166,49 @@ def test_servers_boot_in_order(built):
     user_data = stack.fleet.user_data[0]
     runcmd = [c[-1] if isinstance(c, list) else c for c in yaml.safe_load(user_data)["runcmd"]]
     assert [c.rsplit("/", 1)[-1] for c in runcmd] == ["", "install-harbor.sh", "shared-secrets.sh",
-                                                      "configure-harbor.sh", "systemctl daemon-reload",
+                                                      "configure-harbor.sh", "start-harbor.sh",
+                                                      "systemctl daemon-reload",
                                                       "systemctl enable --now harbor-health-report.timer",
                                                       "echo node 0"]
     assert "/etc/systemd/system/harbor.service" in written_files(user_data)
+
+
+def test_steps_without_room_in_user_data_travel_in_the_bucket(built):
+    """shared-secrets.sh and start-harbor.sh are objects of the fleet's bucket that run-step.sh fetches
+    (BOOT_PROGRAMS); every server waits for them, and its user-data does not carry them."""
+    _, _, doc = built
+    objects = resources(doc, "aws_s3_object")
+    carried = {body["key"]: body for body in objects.values() if body["key"].startswith(CARRIED_PREFIX + "/")}
+    assert sorted(carried) == [f"{CARRIED_PREFIX}/{step}" for step in sorted(CARRIED_STEPS)]
+    (bucket,) = {body["bucket"] for body in carried.values()}
+    assert re.fullmatch(r"\$\{aws_s3_bucket\.storage_bucket_[0-9A-F]+\.bucket\}", bucket), "the shared bucket"
+    for key, body in carried.items():
+        assert base64.b64decode(body["content_base64"]).decode() == carried_step(key.rsplit("/", 1)[-1])
+    names = {f"aws_s3_object.{name}" for name, body in objects.items() if body["key"] in carried}
+    for server in servers(doc):
+        assert names <= set(server["depends_on"])
+        assert environment(server["user_data"])["BOOT_PROGRAMS"] == f"s3://{bucket}/{CARRIED_PREFIX}"
+        assert not {f"/usr/local/libexec/harbor-ha/{step}" for step in CARRIED_STEPS} & set(
+            written_files(server["user_data"]))
+
+
+def test_servers_start_harbor_under_their_databases_schema_lock(built):
+    """One lock per database instance (its resource id: a new or restored database finds no old lock) and
+    Harbor release, under the prefix the role may write."""
+    _, _, doc = built
+    for server in servers(doc):
+        lock = environment(server["user_data"])["SCHEMA_LOCK_PARAMETER"]
+        assert re.fullmatch(r"/harbor-ha/harbor/schema-migration/\$\{aws_db_instance\.[^}]+\.resource_id\}/harbor-2\.15\.2",
+                            lock), lock
+
+
+@pytest.mark.parametrize("step", CARRIED_STEPS)
+def test_the_carried_steps_pass_shellcheck(step, tmp_path):
+    """What the bucket carries, as the node runs it (check_user_data judges the scripts user-data carries)."""
+    script = tmp_path / step
+    script.write_text(carried_step(step))
+    result = subprocess.run([require_tool("shellcheck"), str(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
 
 
 def test_fleet_snapshot(built, snapshot):

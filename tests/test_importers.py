@@ -29,7 +29,7 @@ REDIS_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:redis-token
 KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 ATTRIBUTES = {
     "database": dict(db_address="harbor.abc.us-east-1.rds.amazonaws.com", master_user_secret_arn=DB_SECRET,
-                     security_group_id=DB_GROUP),
+                     security_group_id=DB_GROUP, resource_id="db-M5ENSHXFPU6XHZ4G4ZEI5QIO2U"),
     "cache": dict(redis_endpoint="master.harbor.abc.use1.cache.amazonaws.com", auth_token_secret_arn=REDIS_SECRET,
                   security_group_id=REDIS_GROUP, secret_kms_key_arn=KEY),
     "storage": dict(bucket_name="corp-harbor-images", region="us-east-1", kms_key_arn=KEY),
@@ -110,6 +110,7 @@ def test_constructs_and_imported_stores_satisfy_the_protocols(built, app, settin
     ("database", dict(db_address=""), "db_address"),
     ("database", dict(master_user_secret_arn="rds!db-1234"), "master_user_secret_arn"),
     ("database", dict(secret_kms_key_arn="alias/aws/secretsmanager"), "secret_kms_key_arn"),
+    ("database", dict(resource_id="harbor/db"), "resource_id"),
     ("cache", dict(redis_port="6379"), "redis_port"),
     ("cache", dict(auth_token_secret_arn=""), "auth_token_secret_arn"),
     ("storage", dict(bucket_name="Corp_Images"), "bucket_name"),

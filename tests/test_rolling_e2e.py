@@ -192,6 +192,36 @@ def test_instance_types_roll_one_node_at_a_time_and_the_vip_holder_last(project)
     assert plan_is_empty(run), "the VIP on the other director leaves Terraform nothing to do"
 
 
+def test_a_new_image_replaces_one_node_at_a_time_and_the_vip_holder_last(project):
+    """ami_id set on a deployed active-active: every Harbor server and director is replaced with that image,
+    one at a time, the directors BACKUP first; the plan afterwards is empty."""
+    root, endpoint = project
+    lines: list[str] = []
+    ec2 = client(endpoint, "ec2")
+
+    def images() -> dict[str, str]:
+        return {i["InstanceId"]: i["ImageId"] for r in ec2.describe_instances(Filters=[
+            {"Name": "instance-state-name", "Values": ["running"]}])["Reservations"] for i in r["Instances"]}
+
+    with NodeReportsStandIn(endpoint, "2.15.2"):
+        up(run_for(root), FAST, lines.append)
+        before = {**instances(endpoint, "harbor"), **instances(endpoint, "lb")}
+        # Any image the emulator has registered, other than the one the AL2023 parameter gave the VMs.
+        image = next(i["ImageId"] for i in ec2.describe_images()["Images"]
+                     if i["ImageId"] not in set(images().values()) and len(i["ImageId"]) in (12, 21))
+        lines.clear()
+        run = run_for(root, ami_id=image)
+        up(run, FAST, lines.append)
+    assert roll_steps(lines) == [f"rolling {PREFIX}-harbor-0 (harbor) replaced", f"rolling {PREFIX}-harbor-1 (harbor) replaced",
+                                 f"rolling {PREFIX}-lb-1 (lb) replaced", f"rolling {PREFIX}-lb-0 (lb) replaced"], lines
+    moved = next(i for i, line in enumerate(lines) if line.startswith("moved the VIP"))
+    assert lines.index(f"rolling {PREFIX}-lb-1 (lb) replaced") < moved < lines.index(f"rolling {PREFIX}-lb-0 (lb) replaced")
+    after = {**instances(endpoint, "harbor"), **instances(endpoint, "lb")}
+    assert set(after) == set(before) and not set(after.values()) & set(before.values()), "every VM replaced"
+    assert {images()[i] for i in after.values()} == {image}
+    assert plan_is_empty(run)
+
+
 def test_a_node_that_never_reports_healthy_stops_the_roll(project):
     root, endpoint = project
     with NodeReportsStandIn(endpoint, "2.15.1") as reports:

@@ -80,6 +80,8 @@ BAD = [
     ("env", "deletion_protection", "maybe", "true or false"),
     ("context", "harbor_count", "2", "whole number"),
     ("context", "provider_mirror", "/nonexistent/mirror", "registry.terraform.io"),
+    ("env", "ami_id", "ami-123", "ami- and 8 or 17 hex digits"),
+    ("context", "ami_id", "al2023-latest", "Amazon Linux 2023 x86_64"),
 ]
 
 

@@ -56,7 +56,8 @@ class ExistingDataStack(TerraformStack):
         db = DataAwsDbInstance(self, "db", db_instance_identifier=db_identifier.string_value)
         database = HarborDatabase.from_attributes(
             self, "database", db_address=db.address, master_user_secret_arn=db.master_user_secret.get(0).secret_arn,
-            secret_kms_key_arn=db.master_user_secret.get(0).kms_key_id, security_group_id=db_group.string_value)
+            secret_kms_key_arn=db.master_user_secret.get(0).kms_key_id, security_group_id=db_group.string_value,
+            resource_id=db.resource_id)
         redis = DataAwsElasticacheReplicationGroup(self, "redis",
                                                    replication_group_id=redis_group_id.string_value)
         cache = HarborCache.from_attributes(

@@ -19,7 +19,8 @@ from harbor_ha.aws import (
 from harbor_ha.constructs.checkov import skip_check
 from harbor_ha.constructs.interfaces import Connectable
 from harbor_ha.constructs.data_tier import (
-    ClosedPort, ExistingStore, customer_key, grant, require, require_rule, secret_reader_statements,
+    ClosedPort, ExistingStore, customer_key, grant, require, require_rule, require_rule_value,
+    secret_reader_statements,
 )
 from harbor_ha.harbor_release import DEFAULT_HARBOR_VERSION, POSTGRES_SINCE, parse_release
 from harbor_ha import rules
@@ -110,7 +111,8 @@ class HarborDatabaseProps:
 
 class HarborDatabase(Construct):
     """Attributes: ``db_endpoint`` (host:port), ``db_address``, ``db_port``, ``db_name``, ``master_username``,
-    ``master_user_secret_arn``, ``security_group_id``, ``engine``, ``kms_key_arn``."""
+    ``master_user_secret_arn``, ``security_group_id``, ``engine``, ``kms_key_arn``, ``resource_id`` (the
+    instance's immutable DbiResourceId: names its schema-migration locks)."""
 
     def __init__(self, scope: Construct, id_: str, *, props: HarborDatabaseProps) -> None:
         super().__init__(scope, id_)
@@ -166,11 +168,12 @@ class HarborDatabase(Construct):
                        "(default: off on the local target only) turned it off")
         self.db_endpoint = db.endpoint
         self.db_address = db.address
+        self.resource_id = db.resource_id
         self.master_user_secret_arn = db.master_user_secret.get(0).secret_arn
 
     @staticmethod
     def from_attributes(scope: Construct, id_: str, *, db_address: str, master_user_secret_arn: str,
-                        security_group_id: str, db_port: int = POSTGRES_PORT, db_name: str = DB_NAME,
+                        security_group_id: str, resource_id: str, db_port: int = POSTGRES_PORT, db_name: str = DB_NAME,
                         master_username: str = MASTER_USERNAME, secret_kms_key_arn: str = "") -> "ExistingDatabase":
         """An existing PostgreSQL database (Harbor >= 1.6 uses no other), e.g. an RDS instance of your own, for
         ``HarborFleetProps.database``, in the fleet's VPC (the Harbor servers may send to its port within the
@@ -178,11 +181,14 @@ class HarborDatabase(Construct):
         ``allow_from``. Any argument but ``db_port`` may be a Terraform reference (a
         data source's or variable's token). ``master_user_secret_arn``: a Secrets Manager secret, JSON with a
         ``password`` field (what RDS manages, ``aws_db_instance.master_user_secret``), encrypted with
-        ``secret_kms_key_arn`` (default empty: the AWS managed key). Defaults: port 5432, database
-        ``registry``, user ``harbor``."""
+        ``secret_kms_key_arn`` (default empty: the AWS managed key). ``resource_id``: an id of this database
+        instance that no other ever had, RDS's DbiResourceId (``aws_db_instance.resource_id``); it names the
+        fleet's schema-migration locks. Defaults: port 5432, database ``registry``, user ``harbor``."""
+        require_rule_value("resource_id", resource_id, rules.DB_RESOURCE_ID_OR_REFERENCE)
         return ExistingDatabase(scope, id_, db_address=db_address, db_port=db_port, db_name=db_name,
                                 master_username=master_username, master_user_secret_arn=master_user_secret_arn,
-                                security_group_id=security_group_id, secret_kms_key_arn=secret_kms_key_arn)
+                                security_group_id=security_group_id, secret_kms_key_arn=secret_kms_key_arn,
+                                resource_id=resource_id)
 
     def allow_from(self, peer: Connectable) -> VpcSecurityGroupIngressRule:
         """Admit members of ``peer``'s security group to the database port."""
@@ -197,7 +203,7 @@ class HarborDatabase(Construct):
 class ExistingDatabase(ExistingStore):
     """A database made outside harbor-ha (``HarborDatabase.from_attributes``), a ``Database``. Attributes:
     ``db_endpoint`` (host:port), ``db_address``, ``db_port``, ``db_name``, ``master_username``,
-    ``master_user_secret_arn``, ``security_group_id``."""
+    ``master_user_secret_arn``, ``security_group_id``, ``resource_id``."""
 
     service = "Harbor database"
     host_attribute, port_attribute, secret_attribute = "db_address", "db_port", "master_user_secret_arn"
@@ -206,6 +212,7 @@ class ExistingDatabase(ExistingStore):
     db_name: str
     master_username: str
     master_user_secret_arn: str
+    resource_id: str
 
     @property
     def db_endpoint(self) -> str:

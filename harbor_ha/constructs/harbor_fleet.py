@@ -8,6 +8,14 @@ the values, so they are never in state). The role may create and read that one n
 the name keeps a redeployment from finding the secret of a destroyed deployment, whose key is gone;
 ``terraform destroy`` leaves that secret behind (delete it with ``aws secretsmanager delete-secret``).
 
+The nodes share one database, so each starts Harbor under that database's schema-migration lock (start-harbor.sh):
+one SSM parameter per database and Harbor release, ``/harbor-ha/<name>/schema-migration/<db resource id>/
+harbor-<version>``, which the nodes create; only one new-release core migrates the schema, the others start
+once it says ``done``. The role may read and write parameters under ``/harbor-ha/<name>/schema-migration/``
+only. start-harbor.sh and shared-secrets.sh travel as objects of the shared bucket (``harbor-ha/boot/``, beside
+Harbor's ``/registry``), which the nodes fetch at boot: user-data has no room for them. ``terraform destroy`` leaves them behind (a few bytes each; a new database never finds them, they are
+named for its resource id): ``aws ssm delete-parameters`` removes them.
+
 The fleet wires itself to the shared data tier: bucket read-write, database and Redis ports (ingress on
 their groups, egress to the VPC on its own) and the two secrets it reads at boot.
 """
@@ -17,14 +25,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from harbor_ha.aws import Construct, DataAwsIamPolicyDocumentStatementCondition, DataAwsIamPolicyDocumentStatement
+import base64
+
+from harbor_ha.aws import (
+    Construct, DataAwsIamPolicyDocumentStatementCondition, DataAwsIamPolicyDocumentStatement, S3Object,
+)
 from harbor_ha.cloud_init import CloudConfig
 from harbor_ha.constructs.interfaces import Cache, Connectable, Database, ImageStorage, Network
 from harbor_ha import rules
 from harbor_ha.constructs.data_tier import require, require_rule, statement
 from harbor_ha.constructs.harbor_host import HARBOR_PORTS, HarborHosts, check_common_props
 from harbor_ha.constructs.static_ips import PlacedAddress
-from harbor_ha.harbor_boot import harbor_cloud_config
+from harbor_ha.harbor_boot import (
+    CARRIED_PREFIX, CARRIED_STEPS, carried_step, harbor_cloud_config, schema_lock_parameter, schema_lock_prefix,
+)
 from harbor_ha.harbor_release import DEFAULT_HARBOR_VERSION
 from harbor_ha.health_report import health_report_part
 from harbor_ha.node_reports import HEALTH_TAG, report_statement
@@ -62,6 +76,9 @@ class HarborFleetProps:
     """Networks allowed SSH. Default none: no SSH rule (use SSM Session Manager)."""
     volume_gib: int = 100
     """Root volume in GiB, 20 to 16384. Default 100."""
+    ami_id: str = ""
+    """Image of every server (Amazon Linux 2023 x86_64); a new one replaces the servers (``harbor-ha up`` rolls
+    them one at a time). Default: the AL2023 image current when a server is created, kept by it."""
     tls_certificate: str = SELF_SIGNED
     """``self-signed`` (one certificate for the whole fleet, made by the first node) or the ARN of a Secrets
     Manager secret holding ``{"certificate": PEM, "private_key": PEM}``. Default ``self-signed``."""
@@ -106,7 +123,8 @@ class HarborFleet(Construct):
         hosts = HarborHosts(self, "hosts", name=props.name, vpc_id=network.vpc_id,
                             instance_type=props.instance_type, volume_gib=props.volume_gib,
                             ssh_cidrs=props.ssh_cidrs, tls_certificate=props.tls_certificate,
-                            detailed_monitoring=props.detailed_monitoring, ssm_access=props.ssm_access)
+                            detailed_monitoring=props.detailed_monitoring, ssm_access=props.ssm_access,
+                            ami_id=props.ami_id)
         self._hosts = hosts
         self.role = hosts.role
         self.security_group_id = hosts.security_group_id
@@ -123,6 +141,15 @@ class HarborFleet(Construct):
             statement(["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], [self.shared_secrets_arn]),
             statement(["kms:GenerateDataKey", "kms:Decrypt"], [hosts.kms_key_arn]),
         ])
+        hosts.grant("schema-lock", [statement(["ssm:GetParameter", "ssm:PutParameter"],
+                                              [hosts.arn("ssm", f"parameter{schema_lock_prefix(props.name)}/*")])])
+        # Boot steps without room in user-data. Base64: a script's own ${...} would be Terraform template
+        # syntax in a plain content string.
+        for step in CARRIED_STEPS:
+            hosts.needed_at_boot(S3Object(
+                self, f"boot-{step}", bucket=props.storage.bucket_name, key=f"{CARRIED_PREFIX}/{step}",
+                content_base64=base64.b64encode(carried_step(step).encode()).decode(),
+                content_type="text/x-shellscript"))
         # The shared stores; every grant exists before a node boots (HarborHosts.add_instance waits for them).
         for policy in (props.storage.grant_read_write(self.role), database.grant_read_master_secret(self.role),
                        cache.grant_read_auth_token(self.role)):
@@ -144,14 +171,16 @@ class HarborFleet(Construct):
                        "VIP_NAME": props.vip_name,
                        "DB_SECRET_ARN": database.master_user_secret_arn,
                        "REDIS_SECRET_ARN": cache.auth_token_secret_arn,
-                       "SHARED_SECRET_NAME": self.shared_secrets_name, "SHARED_SECRET_KMS_KEY": hosts.kms_key_arn}
+                       "SHARED_SECRET_NAME": self.shared_secrets_name, "SHARED_SECRET_KMS_KEY": hosts.kms_key_arn,
+                       "SCHEMA_LOCK_PARAMETER": schema_lock_parameter(props.name, database.resource_id,
+                                                                      props.harbor_version)}
         zones = len(network.private_subnet_ids)
         self.user_data: list[str] = []
         instances = []
         hosts.grant("health-report", [report_statement(hosts.partition, props.name, "harbor", HEALTH_TAG)])
 
         def render(extra: CloudConfig) -> str:
-            return harbor_cloud_config(config=config, environment=environment, shared_secrets=True,
+            return harbor_cloud_config(config=config, environment=environment, fleet_bucket=props.storage.bucket_name,
                                        extra=extra).render()
 
         # Nodes without a configuration of their own share one rendering (synth time must not grow per node).

@@ -4,7 +4,10 @@ deployment's Harbor secrets, the generate-once admin password, and the instance 
 
 Instances run Amazon Linux 2023 with IMDSv2 required and a metadata hop limit of 2 (Harbor's containers
 reach the instance role through the docker bridge, goharbor#23139), an encrypted gp3 root volume and
-detailed monitoring. Update policy: ``ami`` changes are ignored. A fleet node (shared data tier, nothing of
+detailed monitoring. Update policy: without ``ami_id`` a VM keeps the AL2023 image it was created with (``ami``
+changes are ignored: a new image in the SSM parameter must not replace running nodes behind harbor-ha's back);
+with ``ami_id`` a fleet node runs that image, and a new ``ami_id`` replaces it, rolled like a new user-data. A
+fleet node (shared data tier, nothing of
 its own on the instance) is replaced when its user-data changes (a new Harbor release, hostname or
 certificate): ``harbor-ha up`` rolls those replacements one node at a time, waiting for each new node's
 health report (``harbor_ha.rolling``). A standalone node keeps Harbor's database on the instance, so its
@@ -20,7 +23,7 @@ from harbor_ha.aws import (
     Construct, DataAwsCallerIdentity, DataAwsIamPolicyDocumentStatement, DataAwsIamPolicyDocumentStatementCondition,
     DataAwsPartition, DataAwsRegion, DataAwsSsmParameter, IamInstanceProfile,
     IamRole, IamRolePolicy, IamRolePolicyAttachment, Instance, InstanceMetadataOptions, InstanceRootBlockDevice,
-    SecretsmanagerSecret, SecretsmanagerSecretVersion, SecurityGroup, TerraformResourceLifecycle,
+    SecretsmanagerSecret, SecretsmanagerSecretVersion, SecurityGroup, TerraformResource, TerraformResourceLifecycle,
     VpcSecurityGroupIngressRule,
 )
 from harbor_ha import cloud_facts
@@ -61,7 +64,7 @@ def ebs_optimized(instance_type: str) -> bool | None:
 
 
 def check_common_props(props: object) -> None:
-    """The props every Harbor VM construct has: version, instance type, volume, TLS, SSH networks."""
+    """The props every Harbor VM construct has: version, instance type, volume, TLS, SSH networks, AMI."""
     release = release_problem(props.harbor_version)
     require(release is None, "harbor_version", props.harbor_version, release or "")
     require_rule(props, "instance_type", rules.INSTANCE_TYPE)
@@ -72,6 +75,7 @@ def check_common_props(props: object) -> None:
     require(all(rules.SSH_CIDR.ok(cidr) for cidr in props.ssh_cidrs) and len(set(props.ssh_cidrs)) == len(props.ssh_cidrs),
             "ssh_cidrs", props.ssh_cidrs, f"distinct {rules.SSH_CIDR.allowed}")
     require_rule(props, "name", rules.HOSTS_NAME)
+    require_rule(props, "ami_id", rules.AMI_ID)
 
 
 class HarborHosts(Construct):
@@ -82,14 +86,14 @@ class HarborHosts(Construct):
 
     def __init__(self, scope: Construct, id_: str, *, name: str, vpc_id: str, instance_type: str, volume_gib: int,
                  ssh_cidrs: Sequence[str], tls_certificate: str, detailed_monitoring: bool,
-                 ssm_access: bool) -> None:
+                 ssm_access: bool, ami_id: str = "") -> None:
         super().__init__(scope, id_)
         self._name = name
         self._instance_type = instance_type
         self._volume_gib = volume_gib
         self._monitoring = detailed_monitoring
         self._peers = 0
-        self._grants: list[IamRolePolicy] = []
+        self._needed_at_boot: list[TerraformResource] = []
         self.region = DataAwsRegion(self, "region").name
         self._partition = self.partition = DataAwsPartition(self, "partition").partition
         self._account = DataAwsCallerIdentity(self, "account").account_id
@@ -111,7 +115,8 @@ class HarborHosts(Construct):
                                     policy_arn=f"arn:{self._partition}:iam::aws:policy/AmazonSSMManagedInstanceCore")
         # Token strings read once: every read is a round trip to jsii's node process, per instance otherwise.
         self._profile_name = IamInstanceProfile(self, "profile", name_prefix=f"{name}-", role=self.role.name).name
-        self._ami_id = DataAwsSsmParameter(self, "ami", name=AL2023_X86_64).value
+        self._ami_pinned = bool(ami_id)
+        self._ami_id = ami_id or DataAwsSsmParameter(self, "ami", name=AL2023_X86_64).value
 
         self.key = customer_key(self, alias=f"{name}-harbor", description=f"{name}: Harbor secrets")
         self.kms_key_arn = self.key.arn
@@ -151,10 +156,11 @@ class HarborHosts(Construct):
         """An inline policy on the hosts' role; instances wait for it (their boot scripts need it)."""
         return self.needed_at_boot(grant(self, self.role, purpose, statements))
 
-    def needed_at_boot(self, policy: IamRolePolicy) -> IamRolePolicy:
-        """Make instances added from now on wait for ``policy`` (a grant by another construct)."""
-        self._grants.append(policy)
-        return policy
+    def needed_at_boot(self, resource: TerraformResource) -> TerraformResource:
+        """Make instances added from now on wait for ``resource`` (a grant by another construct, or an object
+        their boot fetches)."""
+        self._needed_at_boot.append(resource)
+        return resource
 
     def environment(self) -> dict[str, str]:
         """The boot scripts' settings that every Harbor VM has."""
@@ -183,8 +189,11 @@ class HarborHosts(Construct):
     def add_instance(self, id_: str, *, subnet_id: str, user_data: str, private_ip: str | None = None,
                      public_address: bool = False, tags: Mapping[str, str] | None = None,
                      replace_on_new_user_data: bool = False) -> Instance:
-        """One Harbor VM; with ``replace_on_new_user_data`` a changed user-data replaces it (else it is ignored)."""
-        ignored = ["ami", *report_tags_ignored(HEALTH_TAG)] + ([] if replace_on_new_user_data else ["user_data"])
+        """One Harbor VM; with ``replace_on_new_user_data`` a changed user-data or pinned AMI replaces it (else
+        both are ignored: the VM keeps what it holds)."""
+        keeps_ami = not (self._ami_pinned and replace_on_new_user_data)
+        ignored = (["ami"] if keeps_ami else []) + report_tags_ignored(HEALTH_TAG) \
+            + ([] if replace_on_new_user_data else ["user_data"])
         instance = Instance(
             self, id_, ami=self._ami_id, instance_type=self._instance_type, subnet_id=subnet_id,
             ebs_optimized=ebs_optimized(self._instance_type),
@@ -196,7 +205,7 @@ class HarborHosts(Construct):
             root_block_device=InstanceRootBlockDevice(encrypted=True, kms_key_id=self.kms_key_arn, volume_type="gp3",
                                                       volume_size=self._volume_gib, delete_on_termination=True),
             user_data=user_data, user_data_replace_on_change=replace_on_new_user_data or None,
-            tags={"Name": f"{self._name}-{id_}", **(tags or {})}, depends_on=list(self._grants),
+            tags={"Name": f"{self._name}-{id_}", **(tags or {})}, depends_on=list(self._needed_at_boot),
             # ebs_optimized: a change would stop and start a running node (Nitro types are EBS-optimized anyway).
             lifecycle=TerraformResourceLifecycle(ignore_changes=[*ignored, "ebs_optimized"]))
         if public_address:

@@ -73,6 +73,9 @@ class StandaloneHarborNodeProps:
     """EC2 detailed (1-minute) monitoring. Default True."""
     ssm_access: bool = True
     """Attach AmazonSSMManagedInstanceCore for Session Manager. Default True."""
+    ami_id: str = ""
+    """Image of the node (Amazon Linux 2023 x86_64), kept for its lifetime: Harbor's data would not survive a
+    replacement. Default: the AL2023 image current when the node is created."""
 
     def __post_init__(self) -> None:
         check_common_props(self)
@@ -102,7 +105,8 @@ class StandaloneHarborNode(Construct):
         hosts = HarborHosts(self, "hosts", name=props.name, vpc_id=network.vpc_id,
                             instance_type=props.instance_type, volume_gib=props.volume_gib,
                             ssh_cidrs=props.ssh_cidrs, tls_certificate=props.tls_certificate,
-                            detailed_monitoring=props.detailed_monitoring, ssm_access=props.ssm_access)
+                            detailed_monitoring=props.detailed_monitoring, ssm_access=props.ssm_access,
+                            ami_id=props.ami_id)
         self._hosts = hosts
         self._props = props
         self.role = hosts.role
@@ -155,7 +159,7 @@ class StandaloneHarborNode(Construct):
         self.url = f"https://{props.hostname}" if props.hostname else Fn.join("", ["https://", host])
 
     def _render(self) -> str:
-        return harbor_cloud_config(config=self._config, environment=self._environment, shared_secrets=False,
+        return harbor_cloud_config(config=self._config, environment=self._environment,
                                    data_volume=self.data_volume_id is not None, extra=self._extra).render()
 
     def add_cloud_config(self, extra: CloudConfig) -> None:

@@ -71,6 +71,9 @@ class Database(AdmitsPeers, Protocol):
     """The user Harbor logs in as."""
     master_user_secret_arn: str
     """Secrets Manager secret of that user, JSON with a ``password`` field (the form RDS manages)."""
+    resource_id: str
+    """An id of this database instance that no other instance ever had (RDS: its DbiResourceId): it names the
+    fleet's schema-migration locks, so a new or restored database never finds an old one's."""
 
     def grant_read_master_secret(self, role: IamRole) -> IamRolePolicy:
         """Let ``role`` read ``master_user_secret_arn``."""

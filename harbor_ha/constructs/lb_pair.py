@@ -4,8 +4,9 @@ elects which one holds the VIP) and LVS in one-arm NAT mode in front of the Harb
 See ``harbor_ha.keepalived`` for the VRRP, health-check and LVS-NAT choices. The real-server list is not in the
 directors' user-data: it is the SSM parameter ``pool_parameter`` that this construct writes and lb-pool on
 each director applies (see ``harbor_ha.keepalived``), so a change of the fleet never stops or replaces a
-director. The directors run Amazon Linux 2023; a new AMI does not replace a running director (``ami`` changes are ignored: replace one node at a time
-by hand, the VIP moves to the other). Administration goes through SSM Session Manager (the role carries
+director. The directors run Amazon Linux 2023: without ``ami_id`` a director keeps the image it was created with
+(a newer image in the SSM parameter does not replace it); a new ``ami_id`` replaces them, which ``harbor-ha up``
+rolls one at a time (the BACKUP first, then the VIP moves to it). Administration goes through SSM Session Manager (the role carries
 AmazonSSMManagedInstanceCore) unless ``ssm_access`` is off; SSH is opened only to ``ssh_cidrs``.
 """
 
@@ -19,8 +20,8 @@ from harbor_ha.aws import (
     TerraformResourceLifecycle,
 )
 from harbor_ha.constructs.connections import allow_egress_tcp, allow_tcp_from_cidr, allow_vrrp_within
-from harbor_ha.constructs.data_tier import customer_key, grant, require, require_whole, statement
-from harbor_ha import cloud_facts
+from harbor_ha.constructs.data_tier import customer_key, grant, require, require_rule, require_whole, statement
+from harbor_ha import cloud_facts, rules
 from harbor_ha.constructs.checkov import skip_check
 from harbor_ha.constructs.harbor_host import (
     AL2023_X86_64, EC2_TRUST, PUBLIC_ADDRESS_REASON, ebs_optimized, redirect_only_http,
@@ -56,7 +57,10 @@ class LoadBalancerPairProps:
     ssm_access: bool = True
     """Attach AmazonSSMManagedInstanceCore so operators reach the directors by Session Manager. Default True."""
     ami_parameter: str = AL2023_X86_64
-    """SSM parameter naming the AMI. Default Amazon Linux 2023, x86_64."""
+    """SSM parameter naming the AMI when ``ami_id`` is empty. Default Amazon Linux 2023, x86_64."""
+    ami_id: str = ""
+    """Image of both directors; a new one replaces them. Default: the image ``ami_parameter`` names when a
+    director is created, kept by it."""
     interface: str = DEFAULT_INTERFACE
     """The network interface VRRP runs on. Default ``ens5`` (Nitro instance types)."""
     root_volume_gib: int = 16
@@ -73,6 +77,7 @@ class LoadBalancerPairProps:
         require(len(servers) >= 1 and len(set(servers)) == len(servers), "targets", servers,
                 "targets with one or more distinct target_ips")
         require(len(self.client_cidrs) >= 1, "client_cidrs", self.client_cidrs, "one or more IPv4 networks")
+        require_rule(self, "ami_id", rules.AMI_ID)
         facts = cloud_facts.instance_type(self.instance_type)
         require(facts is not None and facts.first_interface == self.interface, "instance_type", self.instance_type,
                 f"an EC2 instance type whose first interface is {self.interface} (VRRP runs there), such as "
@@ -111,10 +116,10 @@ class LoadBalancerPair(Construct):
             IamRolePolicyAttachment(self, "ssm-core", role=self.role.name,
                                     policy_arn=f"arn:{partition}:iam::aws:policy/AmazonSSMManagedInstanceCore")
         profile = IamInstanceProfile(self, "profile", name_prefix=f"{props.name}-", role=self.role.name)
-        ami = DataAwsSsmParameter(self, "ami", name=props.ami_parameter)
+        ami = props.ami_id or DataAwsSsmParameter(self, "ami", name=props.ami_parameter).value
         instances = [
             Instance(
-                self, f"director-{i}", ami=ami.value, instance_type=props.instance_type,
+                self, f"director-{i}", ami=ami, instance_type=props.instance_type,
                 subnet_id=address.subnet_id, private_ip=address.private_ip,
                 # Public subnets have no NAT route: the BACKUP director, without the VIP, reaches the EC2 API
                 # (vip-notify) and the package mirrors through an automatic public address.
@@ -130,7 +135,8 @@ class LoadBalancerPair(Construct):
                 # lb-pool's acknowledgement is the director's own tag, not Terraform's; ebs_optimized: a
                 # change would stop and start a running director.
                 lifecycle=TerraformResourceLifecycle(
-                    ignore_changes=["ami", *report_tags_ignored(LB_POOL_TAG), "ebs_optimized"]))
+                    ignore_changes=[*([] if props.ami_id else ["ami"]), *report_tags_ignored(LB_POOL_TAG),
+                                    "ebs_optimized"]))
             for i, address in enumerate(addresses)]
         for instance in instances:
             skip_check(instance, "CKV_AWS_88", PUBLIC_ADDRESS_REASON)

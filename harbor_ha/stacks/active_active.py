@@ -38,7 +38,7 @@ class ActiveActiveStack(HarborHaStack):
             addresses=ips.harbor_addresses, hostname=s.hostname or ips.vip_address))
         lb_pair = LoadBalancerPair(self, "lb", props=LoadBalancerPairProps(
             network=network, static_ips=ips, targets=fleet, name=lb_name(s.resource_prefix),
-            instance_type=s.lb_instance_type, client_cidrs=s.admin_cidrs, ssh_cidrs=s.ssh_cidrs))
+            instance_type=s.lb_instance_type, client_cidrs=s.admin_cidrs, ssh_cidrs=s.ssh_cidrs, ami_id=s.ami_id))
 
         self.output_vip_deployment(ips=ips, fleet=fleet, data=data, vip_holder="load balancer")
         self.output("lb_private_ips", lb_pair.private_ips, "Fixed private addresses of the load balancers")

@@ -67,7 +67,7 @@ def fleet_props(settings: HarborHaSettings, *, network: Network, storage: ImageS
                   count=len(addresses) or settings.harbor_count,
                   instance_type=settings.harbor_instance_type, harbor_version=settings.harbor_version,
                   ssh_cidrs=tuple(settings.ssh_cidrs), volume_gib=settings.harbor_volume_gib,
-                  tls_certificate=settings.tls_certificate)
+                  tls_certificate=settings.tls_certificate, ami_id=settings.ami_id)
     return HarborFleetProps(**{**values, **overrides})
 
 
@@ -83,7 +83,7 @@ def standalone_props(settings: HarborHaSettings, network: Network, name: str, zo
         certificate_names=tuple(name for name in (own_name, *other_names) if name),
         storage=settings.node_storage, instance_type=settings.harbor_instance_type,
         harbor_version=settings.harbor_version, volume_gib=settings.harbor_volume_gib,
-        ssh_cidrs=tuple(settings.ssh_cidrs), tls_certificate=settings.tls_certificate,
+        ssh_cidrs=tuple(settings.ssh_cidrs), tls_certificate=settings.tls_certificate, ami_id=settings.ami_id,
         force_destroy=not settings.effective_deletion_protection)
 
 

@@ -1,7 +1,9 @@
 #!/bin/bash
 # Writes /opt/harbor/harbor.yml from the template cloud-init placed (no secrets in it: placeholders), with
 # passwords read from Secrets Manager now, runs Harbor's prepare, puts the deployment's shared secrets into
-# the generated env files, starts Harbor and enables harbor.service so it comes back after a reboot.
+# the generated env files, enables harbor.service so Harbor comes back after a reboot, and starts Harbor: at once
+# on a node with its own database, under the schema-migration lock (start-harbor.sh, the next step) on a node
+# that shares one (SCHEMA_LOCK_PARAMETER set).
 #
 # prepare makes a new core secret, jobservice secret and CSRF key on every run, and harbor.yml has no key
 # for them (Harbor 2.15), so they are rewritten in the env files prepare generates (common/config/*/env);
@@ -132,4 +134,4 @@ PY
 fi
 systemctl daemon-reload
 systemctl enable harbor.service
-systemctl restart harbor.service
+[ -n "${SCHEMA_LOCK_PARAMETER:-}" ] || systemctl restart harbor.service

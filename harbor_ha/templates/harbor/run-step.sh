@@ -13,4 +13,16 @@ if [ -z "${HARBOR_HOSTNAME:-}" ] && [ -n "${VIP_NAME:-}" ]; then
     --query 'Addresses[0].PublicIp' --output text)
   export HARBOR_HOSTNAME
 fi
-exec "$(dirname "$0")/$1" "${@:2}"
+step="$(dirname "$0")/$1"
+# A step that user-data has no room for travels in the deployment's bucket (BOOT_PROGRAMS): fetched once. Retried:
+# the role's policies may still be propagating when a new node boots.
+if [ ! -e "$step" ] && [ -n "${BOOT_PROGRAMS:-}" ]; then
+  for attempt in 1 2 3 4 5; do
+    aws s3 cp --only-show-errors "$BOOT_PROGRAMS/$1" "$step.part" && break
+    [ "$attempt" -lt 5 ] || exit 1
+    sleep $((attempt * 3))
+  done
+  chmod 0755 "$step.part"
+  mv "$step.part" "$step"
+fi
+exec "$step" "${@:2}"
