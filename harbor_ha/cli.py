@@ -86,9 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         return replicate(argv[1:])
     args = build_parser().parse_args(argv)
     from harbor_ha.changes import ChangeRefused
-    from harbor_ha.deploy import CredentialsMissing, DeployError, Interrupted
     from harbor_ha.local.emulator import EmulatorError
     from harbor_ha.rolling import RollStopped
+    from harbor_ha.stack_run import CredentialsMissing, DeployError, Interrupted
     from harbor_ha.target import LocalTargetNotRunning
 
     try:
@@ -129,23 +129,14 @@ def _terminated_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def _announce(run, action: str, file=None) -> None:
-    print(f"{PROG}: {action} {run.stack} on {run.target.describe()}", flush=True, file=file or sys.stdout)
-
-
-def _run(args, stream: bool = True):
-    from harbor_ha.deploy import StackRun
-
-    return StackRun(args.stack, load_settings(), stream=stream)
+def _say(line: str, file=None) -> None:
+    print(f"{PROG}: {line}", flush=True, file=file or sys.stdout)
 
 
 def cmd_up(args) -> int:
-    from harbor_ha.rolling import up
+    from harbor_ha.deploy import deploy
 
-    run = _run(args)
-    _announce(run, "deploying")
-    up(run, say=lambda line: print(f"{PROG}: {line}", flush=True))
-    outputs = run.outputs(mask_sensitive=True)
+    outputs = deploy(args.stack, load_settings(), say=_say, mask_sensitive=True)
     print(f"{PROG}: {args.stack} is deployed; outputs:")
     for name, value in sorted(outputs.items()):
         print(f"  {name} = {json.dumps(value)}")
@@ -173,34 +164,22 @@ def cmd_outputs(args) -> int:
 
 
 def cmd_down(args) -> int:
-    from harbor_ha.changes import forget
     from harbor_ha.deploy import destroy
 
-    run = _run(args)
-    _announce(run, "destroying")
-    left = destroy(args.stack, run.settings)
-    forget(run.project_dir, run.settings.target, args.stack)
-    return 1 if left else 0
+    return 1 if destroy(args.stack, load_settings(), say=_say) else 0
 
 
 def cmd_plan(args) -> int:
-    from harbor_ha.rolling import check_changes, plan_changes
+    from harbor_ha.deploy import plan, plan_summary
 
-    run = _run(args, stream=not args.json)
-    _announce(run, "planning", file=sys.stderr if args.json else sys.stdout)
-    versions = check_changes(run)
-    run.synth()
-    run.init()
     if args.json:
-        from harbor_ha.plan_summary import plan
-
-        summary = plan(run)
+        summary = plan_summary(args.stack, load_settings(), say=lambda line: _say(line, file=sys.stderr))
         print(json.dumps(summary, indent=2))
         return 2 if summary["changes"] else 0
-    plan = plan_changes(run, versions, stream=True)
-    for line in plan.lines() if plan else []:
-        print(f"{PROG}: {line}")
-    return 2 if plan else 0
+    roll = plan(args.stack, load_settings(), say=_say)
+    for line in roll.lines() if roll else []:
+        _say(line)
+    return 2 if roll else 0
 
 
 def cmd_local(args) -> int:

@@ -1,247 +1,84 @@
-"""Deploy, inspect and destroy one harbor-ha stack from Python: synth it with cdktf, then drive terraform
-(through python-terraform) in ``cdktf.out/stacks/<stack>``, where ``cdktf deploy`` runs it too, so both
-share the same state.
+"""Deploy, plan, inspect and destroy one harbor-ha stack from Python: what ``harbor-ha up / plan / outputs /
+down`` do, written once here (the CLI only parses arguments and prints).
 
     from harbor_ha.deploy import deploy, outputs, destroy, plan_is_empty
     deploy("active-active")            # -> {"vip_address": "...", ...}
 
-Every terraform run gets ``terraform_env()``: the offline provider mirror and the plugin cache. Terraform
-is idempotent, so re-running ``deploy`` after a failed apply finishes the job.
+Every operation that may change something first says (``say``) what it does to which stack on which target,
+resolving the target before anything is synthesized. Terraform is idempotent, so re-running ``deploy`` after a
+failed apply finishes the job.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass
-from pathlib import Path
+from typing import Callable
 
-from python_terraform import IsFlagged, IsNotFlagged, Terraform
+from python_terraform import IsFlagged, IsNotFlagged
 
-from harbor_ha import terraform_run
-from harbor_ha.settings import HarborHaSettings, STACK_NAMES, load_settings
-from harbor_ha.target import terraform_state_dir
-from harbor_ha.terraform_config import terraform_env
-from harbor_ha.terraform_run import signal_name
+from harbor_ha.changes import forget
+from harbor_ha.inventory import Found
+from harbor_ha.plan_summary import plan as summarized_plan
+from harbor_ha.recovery import adopt_orphans, remove_node_made_secrets, report_leftovers
+from harbor_ha.rolling import RollOptions, RollPlan, check_changes, plan_changes, up
+from harbor_ha.settings import HarborHaSettings
+from harbor_ha.stack_run import StackRun
 
-MASK = "(sensitive)"
-# Streamed with a progress line (harbor_ha.progress) instead of terraform's own lines.
-PROGRESS_COMMANDS = ("apply", "destroy")
-
-
-class DeployError(RuntimeError):
-    """A terraform step failed; ``str()`` says which."""
+Say = Callable[[str], None]
+ProjectDir = str | os.PathLike | None
 
 
-class Interrupted(DeployError):
-    """harbor-ha got SIGINT or SIGTERM while terraform ran; terraform has ended. ``signal`` is the number
-    received; ``str()`` says where the stack stopped and which command continues it."""
-
-    def __init__(self, message: str, signal: int) -> None:
-        super().__init__(message)
-        self.signal = signal
-
-
-class CredentialsMissing(DeployError):
-    """Target ``aws`` without working credentials; ``str()`` says how to get them."""
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where a deployment goes, as shown before any change."""
-
-    name: str
-    region: str
-    account: str
-    endpoint: str = ""
-
-    def describe(self) -> str:
-        where = f" at {self.endpoint} (local AWS emulator)" if self.endpoint else ""
-        return f"target {self.name}{where}, region {self.region}, account {self.account}"
-
-
-def resolve_target(settings: HarborHaSettings, project_dir: str | os.PathLike | None = None) -> Target:
-    """The target of ``settings``; for ``local`` the emulator is started (or reused), for ``aws`` the
-    account comes from STS GetCallerIdentity, and missing credentials end in a message saying how to
-    get them."""
-    if settings.target == "local":
-        from harbor_ha.local import emulator
-        from harbor_ha.target import LOCAL_ENDPOINT_ENV
-
-        endpoint = os.environ.get(LOCAL_ENDPOINT_ENV) or emulator.start(project_dir)[0].endpoint
-        return Target("local", settings.region, emulator.ACCOUNT_ID, endpoint)
-    return Target("aws", settings.region, _aws_account(settings.region))
-
-
-def _aws_account(region: str) -> str:
-    import boto3
-    import botocore.exceptions
-
-    try:
-        return boto3.client("sts", region_name=region).get_caller_identity()["Account"]
-    except (botocore.exceptions.NoCredentialsError, botocore.exceptions.PartialCredentialsError,
-            botocore.exceptions.ProfileNotFound, botocore.exceptions.TokenRetrievalError,
-            botocore.exceptions.SSOError, botocore.exceptions.ClientError) as error:
-        raise CredentialsMissing(
-            f"target 'aws' needs AWS credentials, and none work here ({error}). Get them with "
-            "'aws configure' (access keys), 'export AWS_PROFILE=<profile>' for a named profile, or "
-            "'aws sso login --profile <profile>' for IAM Identity Center; or deploy on the local emulator "
-            "with target 'local' (HARBOR_HA_TARGET=local).") from None
-
-
-class StackRun:
-    """One stack's terraform working directory and the settings it was synthesized with."""
-
-    def __init__(self, stack: str, settings: HarborHaSettings | None = None,
-                 project_dir: str | os.PathLike | None = None, stream: bool = True) -> None:
-        if stack not in STACK_NAMES:
-            raise ValueError(f"stack = {stack!r}: allowed is one of {', '.join(STACK_NAMES)}")
-        self.project_dir = Path(project_dir or os.getcwd()).resolve()
-        base = settings or load_settings(self.project_dir)
-        self.settings = base.replace(stacks=(stack,))
-        # Before any emulator, synth or terraform: what this stack cannot honour.
-        self.settings.check_for(stack)
-        self.stack = stack
-        self.stream = stream
-        self.outdir = self.project_dir / "cdktf.out"
-        self.workdir = self.outdir / "stacks" / stack
-        self._target: Target | None = None
-
-    @property
-    def target(self) -> Target:
-        if self._target is None:
-            self._target = resolve_target(self.settings, self.project_dir)
-        return self._target
-
-    def synth(self) -> Path:
-        """Write ``cdktf.out/stacks/<stack>/cdk.tf.json`` for the target; returns the directory."""
-        from harbor_ha.app import build_app
-
-        build_app(self.settings, outdir=str(self.outdir), local_endpoint=self.target.endpoint or None).synth()
-        return self.workdir
-
-    def terraform(self, command: str, *args, stream: bool | None = None, ok=(0,), **options) -> tuple[int, str]:
-        """Run ``terraform <command>`` in the stack directory; returns (exit code, stdout). Output is
-        streamed to this process's stdout when streaming (then stdout is not returned). An interrupt of
-        harbor-ha stops terraform gracefully (``harbor_ha.terraform_run``) and raises ``Interrupted``."""
-        stream = self.stream if stream is None else stream
-        if stream and command in PROGRESS_COMMANDS:
-            return self._terraform_with_progress(command, *args, ok=ok, **options)
-        argv = getattr(_CommandLine(working_dir=str(self.workdir)), command)(*args, **options)
-        finished = terraform_run.run(argv, cwd=str(self.workdir), capture=not stream,
-                                     env=terraform_env(self.settings.provider_mirror, self.project_dir))
-        return self._checked(command, finished, ok, finished.err.strip())
-
-    def _terraform_with_progress(self, command: str, *args, ok, **options) -> tuple[int, str]:
-        """``terraform <command> -json``, its progress shown by harbor_ha.progress instead of its raw lines."""
-        from harbor_ha.progress import follow
-
-        for spelling in ("skip_plan", "force"):  # python-terraform's ways of asking for -auto-approve
-            options.pop(spelling, None)
-        options.update(input=False, auto_approve=IsFlagged, json=IsFlagged, no_color=IsFlagged)
-        argv = _CommandLine().generate_cmd_string(command, *args, **options)
-        progress = follow(argv, cwd=self.workdir, env=terraform_env(self.settings.provider_mirror, self.project_dir),
-                          label=f"{command} {self.stack}")
-        return self._checked(command, progress.finished, ok, "\n".join(progress.errors))
-
-    def _checked(self, command: str, finished, ok, errors: str) -> tuple[int, str]:
-        """``(exit code, stdout)`` of a finished terraform run; ``Interrupted`` or ``DeployError`` otherwise."""
-        if finished.received:
-            raise Interrupted(self._interrupted(command, finished), finished.received)
-        if finished.code not in ok:
-            raise DeployError(self._failed(command, finished, errors))
-        return finished.code, finished.out
-
-    def _failed(self, command: str, finished, errors: str) -> str:
-        what = f"terraform {command.removesuffix('_cmd')} of stack {self.stack}"
-        if finished.code < 0:
-            return (f"{what} was killed by {signal_name(-finished.code)} before it finished: "
-                    f"{self._progress()}; what it made but had not saved yet is found by the next "
-                    f"'harbor-ha {self._continue_with(command)} {self.stack}', which continues it")
-        detail = f":\n{errors}" if errors else " (its messages are above)"
-        return f"{what} failed with exit code {finished.code}{detail}"
-
-    def _interrupted(self, command: str, finished) -> str:
-        how = f"was killed after {terraform_run.GRACE_S:.0f} s" if finished.killed else "stopped gracefully"
-        what = f"terraform {command.removesuffix('_cmd')} of stack {self.stack}"
-        line = f"interrupted ({signal_name(finished.received)}): {what} {how}"
-        if command in ("apply", "destroy", "import"):
-            line += f", {self._progress()}; continue with: harbor-ha {self._continue_with(command)} {self.stack}"
-        return line
-
-    @staticmethod
-    def _continue_with(command: str) -> str:
-        return "down" if command == "destroy" else "up"
-
-    def _progress(self) -> str:
-        """How far the stack got: resources in its state file against resources in the synthesized stack."""
-        state = _read_json(terraform_state_dir(self.project_dir, self.settings.target) / f"{self.stack}.tfstate")
-        saved = sum(len(r.get("instances", [])) for r in state.get("resources", []) if r.get("mode") == "managed")
-        planned = sum(len(named) for named in _read_json(self.workdir / "cdk.tf.json").get("resource", {}).values())
-        return f"{saved} of {planned or '?'} resources in its state"
-
-    def init(self) -> None:
-        self.terraform("init", stream=False)
-
-    def ready(self) -> "StackRun":
-        """Synthesize and init unless an earlier run did: enough for reading state and outputs."""
-        if not (self.workdir / ".terraform").is_dir():
-            self.synth()
-            self.init()
-        return self
-
-    def outputs(self, mask_sensitive: bool = False) -> dict:
-        _, out = self.terraform("output_cmd", json=IsFlagged, stream=False)
-        raw = json.loads(out or "{}")
-        return {name: MASK if mask_sensitive and item.get("sensitive") else item["value"]
-                for name, item in raw.items()}
-
-    def state(self) -> dict:
-        """``terraform show -json``: the deployed resources with their attributes."""
-        _, out = self.terraform("show_cmd", json=IsFlagged, no_color=IsFlagged, stream=False)
-        return json.loads(out or "{}")
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-class _CommandLine(Terraform):
-    """python-terraform's command lines (its defaults for apply, plan, destroy ...), not run: harbor-ha runs
-    them itself (``harbor_ha.terraform_run``)."""
-
-    def cmd(self, cmd, *args, **kwargs):
-        kwargs.pop("capture_output", None)
-        if not kwargs.get("var"):  # python-terraform would write an empty variables file, removed only by cmd()
-            kwargs.pop("var", None)
-        return self.generate_cmd_string(cmd, *args, **kwargs)
-
-
-def prepare(stack: str, settings: HarborHaSettings | None = None, project_dir: str | os.PathLike | None = None,
-            stream: bool = True) -> StackRun:
-    """Synthesize ``stack`` for its target and run ``terraform init``."""
+def _announced(stack: str, settings: HarborHaSettings | None, project_dir: ProjectDir, stream: bool, say: Say,
+               action: str) -> StackRun:
+    """``stack``'s run, its target resolved (the emulator started, the AWS account read) and named."""
     run = StackRun(stack, settings, project_dir, stream)
-    run.synth()
-    run.init()
+    say(f"{action} {stack} on {run.target.describe()}")
     return run
 
 
-def deploy(stack: str, settings: HarborHaSettings | None = None, *, project_dir: str | os.PathLike | None = None,
-           stream: bool = True) -> dict:
-    """Create or update ``stack``; returns its outputs (name -> value). What an earlier apply made without
-    saving it in the state is imported first (``harbor_ha.recovery``)."""
-    from harbor_ha.recovery import before_apply
+def deploy(stack: str, settings: HarborHaSettings | None = None, *, project_dir: ProjectDir = None,
+           stream: bool = True, options: RollOptions | None = None, say: Say = print,
+           mask_sensitive: bool = False) -> dict:
+    """Create or update ``stack`` the way ``harbor_ha.rolling.up`` does (refused changes stop before anything,
+    what a cut-short apply made is imported first, the members of a redundant group change one at a time);
+    returns its outputs (name -> value, sensitive ones replaced by ``(sensitive)`` if asked)."""
+    run = _announced(stack, settings, project_dir, stream, say, "deploying")
+    up(run, options, say)
+    return run.outputs(mask_sensitive)
 
-    run = prepare(stack, settings, project_dir, stream)
-    before_apply(run)
-    run.terraform("apply", skip_plan=True)
-    return run.outputs()
+
+def _planned(stack: str, settings: HarborHaSettings | None, project_dir: ProjectDir, stream: bool,
+             say: Say) -> tuple[StackRun, tuple[str, str] | None]:
+    """A run synthesized and initialized for a plan, after the changes it cannot take were refused."""
+    run = _announced(stack, settings, project_dir, stream, say, "planning")
+    versions = check_changes(run)
+    run.synth()
+    run.init()
+    return run, versions
 
 
-def outputs(stack: str, settings: HarborHaSettings | None = None, *, project_dir: str | os.PathLike | None = None,
+def plan(stack: str, settings: HarborHaSettings | None = None, *, project_dir: ProjectDir = None,
+         stream: bool = True, say: Say = print) -> RollPlan | None:
+    """What ``deploy`` would change, as the roll it would run; None when nothing changes. A change the deployed
+    stack cannot take raises ``harbor_ha.changes.ChangeRefused`` before anything is synthesized."""
+    run, versions = _planned(stack, settings, project_dir, stream, say)
+    return plan_changes(run, versions, stream=stream)
+
+
+def plan_summary(stack: str, settings: HarborHaSettings | None = None, *, project_dir: ProjectDir = None,
+                 say: Say = print) -> dict:
+    """``plan`` counted per resource type (``harbor_ha.plan_summary``); terraform's own lines are not shown."""
+    run, _ = _planned(stack, settings, project_dir, False, say)
+    return summarized_plan(run)
+
+
+def plan_is_empty(stack: str, settings: HarborHaSettings | None = None, *, project_dir: ProjectDir = None,
+                  stream: bool = False, say: Say = print) -> bool:
+    """True if the deployed ``stack`` matches its code: a plan right after ``deploy`` is empty."""
+    return plan(stack, settings, project_dir=project_dir, stream=stream, say=say) is None
+
+
+def outputs(stack: str, settings: HarborHaSettings | None = None, *, project_dir: ProjectDir = None,
             mask_sensitive: bool = False) -> dict:
     """The outputs of the deployed ``stack`` (sensitive values replaced by ``(sensitive)`` if asked). On the
     local target a state whose emulator is gone is refused (``EmulatorError``), as every other command does."""
@@ -250,25 +87,19 @@ def outputs(stack: str, settings: HarborHaSettings | None = None, *, project_dir
     return run.ready().outputs(mask_sensitive)
 
 
-def destroy(stack: str, settings: HarborHaSettings | None = None, *, project_dir: str | os.PathLike | None = None,
-            stream: bool = True) -> list:
+def destroy(stack: str, settings: HarborHaSettings | None = None, *, project_dir: ProjectDir = None,
+            stream: bool = True, say: Say = print) -> list[Found]:
     """Delete every resource of ``stack``: also what an interrupted apply made without saving it in the state
-    (imported first) and the secrets its nodes made at boot. Reports what the target still holds of the stack
-    afterwards (what AWS keeps by design, such as KMS keys pending deletion, and anything not deleted) and
-    returns what is not kept by design."""
-    from harbor_ha.recovery import adopt_orphans, remove_node_made_secrets, report_leftovers
-
-    run = prepare(stack, settings, project_dir, stream)
+    (imported first) and the secrets its nodes made at boot; then forget the settings it was deployed with.
+    Reports what the target still holds of the stack afterwards (what AWS keeps by design, such as KMS keys
+    pending deletion, and anything not deleted) and returns what is not kept by design."""
+    run = _announced(stack, settings, project_dir, stream, say, "destroying")
+    run.synth()
+    run.init()
     adopt_orphans(run)
     # python-terraform adds the -force flag that terraform 0.15 removed; -auto-approve replaces it.
     run.terraform("destroy", force=IsNotFlagged, auto_approve=IsFlagged)
     remove_node_made_secrets(run)
-    return report_leftovers(run)
-
-
-def plan_is_empty(stack: str, settings: HarborHaSettings | None = None, *,
-                  project_dir: str | os.PathLike | None = None, stream: bool = False) -> bool:
-    """True if the deployed ``stack`` matches its code (``terraform plan -detailed-exitcode`` = 0)."""
-    run = prepare(stack, settings, project_dir, stream)
-    code, _ = run.terraform("plan", ok=(0, 2))
-    return code == 0
+    left = report_leftovers(run)
+    forget(run.project_dir, run.settings.target, stack)
+    return left

@@ -19,6 +19,7 @@ from typing import Iterator
 from botocore.exceptions import ClientError
 
 from harbor_ha.provider import DEPLOYMENT_TAG_KEY, STACK_TAG_KEY
+from harbor_ha.verify import Live
 
 # Terraform's name_prefix / bucket_prefix append a 26-character unique id (a timestamp and a counter).
 _UNIQUE_SUFFIX = re.compile(r"^(?P<prefix>.+?)\d{24}[0-9a-f]{2}$")
@@ -211,9 +212,7 @@ class Inventory:
 
 
 def stack_inventory(run) -> Inventory:
-    """The inventory of a ``harbor_ha.deploy.StackRun``'s stack."""
-    from harbor_ha.verify import Live
-
+    """The inventory of a ``harbor_ha.stack_run.StackRun``'s stack."""
     settings = run.settings
     regions = (settings.region,) + ((settings.secondary_region,) if run.stack == "master-master" else ())
     return Inventory(Live(run.target), deployment=settings.name, stack=run.stack,

@@ -1,5 +1,6 @@
 """``harbor-ha plan --json``: what a deploy would do, counted per resource type from terraform's own plan
-(``terraform plan -out`` read back with ``terraform show -json``).
+(``saved_plan``: ``terraform plan -out`` read back with ``terraform show -json``, which rolling changes read
+too).
 
     {"stack": "active-active", "changes": true,
      "totals": {"add": 3, "change": 1, "replace": 0, "destroy": 0},
@@ -10,6 +11,8 @@
 from __future__ import annotations
 
 import json
+
+from python_terraform import IsFlagged
 
 ACTIONS = {("create",): "add", ("update",): "change", ("delete",): "destroy",
            ("delete", "create"): "replace", ("create", "delete"): "replace"}
@@ -32,10 +35,16 @@ def summarize(plan: dict, stack: str) -> dict:
             "by_resource_type": dict(sorted(by_type.items())), "resources": resources}
 
 
-def plan(run) -> dict:
-    """Plan the synthesized, initialized ``run`` (a ``harbor_ha.deploy.StackRun``) and summarize it."""
-    from python_terraform import IsFlagged
-
-    run.terraform("plan", out=PLAN_FILE, input=False, ok=(0, 2), stream=False)
+def saved_plan(run, stream: bool = False) -> dict | None:
+    """Terraform's plan of the synthesized, initialized ``run`` (a ``harbor_ha.stack_run.StackRun``) as JSON;
+    None when nothing changes. ``stream`` shows terraform's own plan lines as it runs."""
+    code, _ = run.terraform("plan", out=PLAN_FILE, ok=(0, 2), stream=stream)
+    if code == 0:
+        return None
     _, out = run.terraform("show_cmd", PLAN_FILE, json=IsFlagged, no_color=IsFlagged, stream=False)
-    return summarize(json.loads(out), run.stack)
+    return json.loads(out)
+
+
+def plan(run) -> dict:
+    """Plan the synthesized, initialized ``run`` and summarize it."""
+    return summarize(saved_plan(run) or {}, run.stack)

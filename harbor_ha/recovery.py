@@ -10,9 +10,11 @@ description or name prefix), and names the others with the commands that import 
 
 from __future__ import annotations
 
+import json
 from typing import Callable
 
 from harbor_ha.inventory import EC2_LISTS, Found, stack_inventory
+from harbor_ha.stack_run import DeployError
 from harbor_ha.verify import state_resources
 
 # Per Terraform type: the configuration attributes whose literal value is the inventory's key, first found wins.
@@ -65,8 +67,6 @@ def orphans(run) -> list[Found]:
 
 def _unmanaged_addresses(run, state: dict) -> dict[tuple[str, str], list[str]]:
     """``(type, key) -> addresses`` of the configuration's resources that the state lacks."""
-    import json
-
     _, held = _known_ids(state)
     config = json.loads((run.workdir / "cdk.tf.json").read_text()).get("resource", {})
     found: dict[tuple[str, str], list[str]] = {}
@@ -91,8 +91,6 @@ def adopt_orphans(run, report: Callable[[str], None] = print) -> list[Found]:
     The imported resources are applied alone, before the caller's apply or destroy: an imported database or
     cache often differs from its configuration, and values other resources read from it (user-data holds its
     endpoint) change when it is updated, which Terraform refuses within one apply ("inconsistent final plan")."""
-    import json
-
     state = run.state()
     left = orphans(run)
     if not left:
@@ -163,10 +161,6 @@ DATA_NAMES = {"aws_db_instance": "identifier", "aws_elasticache_replication_grou
 def refuse_renaming_data(run) -> None:
     """Raise ``DeployError`` before any change when the configuration renames a deployed database, cache or
     bucket (a harbor-ha version whose names lacked the stack deployed it): the apply would replace it."""
-    import json
-
-    from harbor_ha.deploy import DeployError
-
     config = json.loads((run.workdir / "cdk.tf.json").read_text()).get("resource", {})
     renamed = []
     for resource in state_resources(run.state()):

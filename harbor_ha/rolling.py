@@ -39,7 +39,6 @@ ROLE_TAG = "harbor-ha:role"
 VIP_TAG = "harbor-ha:vip"
 # Instance attributes whose change neither stops nor replaces the instance.
 HARMLESS = frozenset({"tags", "tags_all", "root_block_device"})
-PLAN_FILE = "roll.tfplan"
 
 
 class RollStopped(RuntimeError):
@@ -235,7 +234,7 @@ class Reports:
 
 
 class Roller:
-    """Runs a ``RollPlan`` on a ``harbor_ha.deploy.StackRun``."""
+    """Runs a ``RollPlan`` on a ``harbor_ha.stack_run.StackRun``."""
 
     def __init__(self, run, options: RollOptions, say: Callable[[str], None] = print) -> None:
         from harbor_ha.verify import Live
@@ -410,13 +409,10 @@ def check_changes(run) -> tuple[str, str] | None:
 
 def plan_changes(run, versions: tuple[str, str] | None, stream: bool = False) -> RollPlan | None:
     """Terraform's plan (saved, then read as JSON) as a roll; None when nothing changes."""
-    from python_terraform import IsFlagged
+    from harbor_ha.plan_summary import saved_plan
 
-    code, _ = run.terraform("plan", out=PLAN_FILE, ok=(0, 2), stream=stream)
-    if code == 0:
-        return None
-    _, text = run.terraform("show_cmd", PLAN_FILE, json=IsFlagged, no_color=IsFlagged, stream=False)
-    return read_plan(json.loads(text), versions)
+    plan = saved_plan(run, stream)
+    return None if plan is None else read_plan(plan, versions)
 
 
 def up(run, options: RollOptions | None = None, say: Callable[[str], None] = print) -> None:

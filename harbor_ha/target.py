@@ -1,15 +1,31 @@
-"""Where a deployment goes and where harbor-ha keeps its local files: the state directory, and the URL of
-the local emulator. No cdktf import here, so the CLI can answer quickly."""
+"""Where a deployment goes and where harbor-ha keeps its local files: the state directory and the Terraform
+state. No cdktf import here, so the CLI can answer quickly."""
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 # Credentials the emulator accepts; they open nothing anywhere else.
 LOCAL_ACCESS_KEY = "harbor-ha-local"
 LOCAL_ENDPOINT_ENV = "HARBOR_HA_LOCAL_ENDPOINT"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a deployment goes, as shown before any change."""
+
+    name: str
+    region: str
+    account: str
+    endpoint: str = ""
+    """The local emulator's URL; ``""`` for AWS."""
+
+    def describe(self) -> str:
+        where = f" at {self.endpoint} (local AWS emulator)" if self.endpoint else ""
+        return f"target {self.name}{where}, region {self.region}, account {self.account}"
 
 
 # Where the stacks keep Terraform state, in the project: ``<this>/<target>/<stack id>.tfstate``.

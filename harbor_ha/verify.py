@@ -27,8 +27,9 @@ from typing import Callable, Iterable
 from botocore.exceptions import ClientError
 
 from harbor_ha.constructs.static_ips import VIP_TAG_KEY
-from harbor_ha.deploy import StackRun, Target
 from harbor_ha.settings import HarborHaSettings
+from harbor_ha.stack_run import StackRun
+from harbor_ha.target import Target
 
 
 @dataclass(frozen=True)

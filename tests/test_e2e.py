@@ -14,6 +14,7 @@ import boto3
 import pytest
 
 from harbor_ha import deploy
+from harbor_ha.stack_run import DeployError, StackRun
 from harbor_ha.local import emulator
 from harbor_ha.stacks import STACK_CLASSES
 from harbor_ha.target import LOCAL_ACCESS_KEY, terraform_state_dir
@@ -126,9 +127,9 @@ def test_stack_lifecycle(stack, project):
 
     if stack == FAILED_APPLY_STACK:
         kms = client(endpoint, "kms")
-        deploy.StackRun(stack, project_dir=root).synth()
+        StackRun(stack, project_dir=root).synth()
         taken = _take_a_kms_alias(root, stack, kms)
-        with pytest.raises(deploy.DeployError):
+        with pytest.raises(DeployError):
             timed("failed apply", deploy.deploy)
         kms.delete_alias(AliasName=taken)
     outputs = timed("deploy", deploy.deploy)
@@ -139,7 +140,7 @@ def test_stack_lifecycle(stack, project):
     assert _secrets_in_state(root, stack, endpoint, outputs) == [], "a plaintext secret in the Terraform state"
     assert timed("plan", deploy.plan_is_empty, stream=True), "a plan right after apply wants changes"
 
-    state = deploy.StackRun(stack, project_dir=root).ready().state()
+    state = StackRun(stack, project_dir=root).ready().state()
     if stack in VIP_STACKS:
         assert _failover(endpoint, state), "a VIP stack has a VIP to move"
         assert timed("plan after failover", deploy.plan_is_empty, stream=True), "terraform wants the VIP back after a failover"

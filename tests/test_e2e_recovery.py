@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from harbor_ha.deploy import StackRun
+from harbor_ha.stack_run import StackRun
 from harbor_ha.harbor_boot import boot_script
 from harbor_ha.inventory import stack_inventory
 from harbor_ha.target import LOCAL_ACCESS_KEY

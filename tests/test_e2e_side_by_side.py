@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from harbor_ha.deploy import StackRun
+from harbor_ha.stack_run import StackRun
 from harbor_ha.inventory import stack_inventory
 from harbor_ha.settings import STACK_NAMES
 from e2e_helpers import emulated_project, outputs, run, start, wait_for_line

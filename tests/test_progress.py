@@ -11,7 +11,7 @@ import pytest
 from python_terraform import IsFlagged, IsNotFlagged
 
 from conftest import require_tool
-from harbor_ha.deploy import DeployError, StackRun
+from harbor_ha.stack_run import DeployError, StackRun
 from harbor_ha.plan_summary import summarize
 from harbor_ha.progress import Progress
 from harbor_ha.settings import HarborHaSettings

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from harbor_ha.deploy import DeployError
+from harbor_ha.stack_run import DeployError
 from harbor_ha.inventory import name_prefix_of
 from harbor_ha.recovery import _known_ids, _unmanaged_addresses, refuse_renaming_data
 
 
 class RecordedStackRun:
-    """Stands for a ``harbor_ha.deploy.StackRun``: its synthesized ``cdk.tf.json`` in ``workdir`` and the
+    """Stands for a ``harbor_ha.stack_run.StackRun``: its synthesized ``cdk.tf.json`` in ``workdir`` and the
     ``terraform show -json`` document its ``state()`` would return."""
 
     def __init__(self, workdir: Path, config: dict, state: dict) -> None:

@@ -16,7 +16,7 @@ import boto3
 import pytest
 
 from harbor_ha.changes import ChangeRefused
-from harbor_ha.deploy import StackRun
+from harbor_ha.stack_run import StackRun
 from harbor_ha.keepalived import pool_parameter_name
 from harbor_ha.local import emulator
 from harbor_ha.node_reports import HEALTH_TAG, LB_POOL_TAG, HealthReport

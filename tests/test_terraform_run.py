@@ -15,7 +15,7 @@ import pytest
 from conftest import require_tool
 from e2e_helpers import processes_in
 from harbor_ha import terraform_run
-from harbor_ha.deploy import DeployError, Interrupted, StackRun
+from harbor_ha.stack_run import DeployError, Interrupted, StackRun
 from harbor_ha.settings import HarborHaSettings
 
 

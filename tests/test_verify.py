@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import boto3
 
-from harbor_ha.deploy import Target
+from harbor_ha.target import Target
 from harbor_ha.local import emulator
 from harbor_ha.target import LOCAL_ACCESS_KEY
 from harbor_ha.verify import Live, check_state
