@@ -89,7 +89,6 @@ def main(argv: list[str] | None = None) -> int:
     from harbor_ha.local.emulator import EmulatorError
     from harbor_ha.rolling import RollStopped
     from harbor_ha.stack_run import CredentialsMissing, DeployError, Interrupted
-    from harbor_ha.target import LocalTargetNotRunning
 
     try:
         with _terminated_as_interrupt():
@@ -97,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     except Interrupted as error:
         print(f"{PROG}: {error}", file=sys.stderr)
         return 128 + error.signal
-    except (SettingsError, CredentialsMissing, EmulatorError, LocalTargetNotRunning, ChangeRefused) as error:
+    except (SettingsError, CredentialsMissing, EmulatorError, ChangeRefused) as error:
         print(f"{PROG}: {error}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as error:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from harbor_ha.aws import AwsProvider, AwsProviderDefaultTags, AwsProviderEndpoints, Construct
 from harbor_ha.settings import HarborHaSettings
-from harbor_ha.target import LOCAL_ACCESS_KEY, local_endpoint
+from harbor_ha.local import emulator
+from harbor_ha.target import LOCAL_ACCESS_KEY
 
 # Every service whose resources or data sources harbor-ha synthesizes; tests check the list is complete.
 DEPLOYMENT_TAG_KEY = "harbor-ha:deployment"
@@ -37,7 +38,7 @@ def aws_provider(scope: Construct, settings: HarborHaSettings, *, region: str | 
     provider_id = f"aws-{alias}" if alias else "aws"
     if settings.target == "aws":
         return AwsProvider(scope, provider_id, **common)
-    url = endpoint or local_endpoint()
+    url = endpoint or emulator.endpoint(start_if_needed=False)
     return AwsProvider(
         scope, provider_id, **common,
         access_key=LOCAL_ACCESS_KEY,

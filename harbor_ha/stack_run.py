@@ -15,6 +15,7 @@ from pathlib import Path
 from python_terraform import IsFlagged, Terraform
 
 from harbor_ha import terraform_run
+from harbor_ha.local import emulator
 from harbor_ha.settings import HarborHaSettings, STACK_NAMES, load_settings
 from harbor_ha.target import Target, terraform_state_dir
 from harbor_ha.terraform_config import terraform_env
@@ -47,11 +48,7 @@ def resolve_target(settings: HarborHaSettings, project_dir: str | os.PathLike | 
     account comes from STS GetCallerIdentity, and missing credentials end in a message saying how to
     get them."""
     if settings.target == "local":
-        from harbor_ha.local import emulator
-        from harbor_ha.target import LOCAL_ENDPOINT_ENV
-
-        endpoint = os.environ.get(LOCAL_ENDPOINT_ENV) or emulator.start(project_dir)[0].endpoint
-        return Target("local", settings.region, emulator.ACCOUNT_ID, endpoint)
+        return Target("local", settings.region, emulator.ACCOUNT_ID, emulator.endpoint(project_dir))
     return Target("aws", settings.region, _aws_account(settings.region))
 
 

@@ -14,6 +14,7 @@ import pytest
 from harbor_ha.aws import Testing as CdktfTesting  # not named Test*: pytest would collect it
 # The instance-metadata stand-in and the loopback HTTP helpers live with the failover drill, which uses them too.
 from harbor_ha.drill.standins import ImdsStandIn as FakeImds, QuietHandler, loopback_server  # noqa: F401
+from harbor_ha.local.emulator import ENDPOINT_ENV
 from harbor_ha.settings import HarborHaSettings
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -51,7 +52,7 @@ def reference_file(name: str) -> Path:
 
 @pytest.fixture(autouse=True)
 def _local_endpoint(monkeypatch):
-    monkeypatch.setenv("HARBOR_HA_LOCAL_ENDPOINT", TEST_LOCAL_ENDPOINT)
+    monkeypatch.setenv(ENDPOINT_ENV, TEST_LOCAL_ENDPOINT)
 
 
 @pytest.fixture(scope="session")

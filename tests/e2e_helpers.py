@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
+import pytest
 
 from harbor_ha.local import emulator
 from harbor_ha.target import LOCAL_ACCESS_KEY
@@ -23,16 +24,18 @@ def emulated_project(root: Path):
     """``(root, endpoint)``: a project in ``root`` (cdktf.json, state) with a fresh emulator, stopped after."""
     require_tool("terraform")
     shutil.copy(PROJECT / "cdktf.json", root / "cdktf.json")
-    saved = os.environ.get("HARBOR_HA_STATE_DIR")
-    os.environ["HARBOR_HA_STATE_DIR"] = str(root / ".harbor-ha")
-    try:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("HARBOR_HA_STATE_DIR", str(root / ".harbor-ha"))
         with emulator.running(root) as running:
             yield root, running.endpoint
-    finally:
-        if saved is None:
-            os.environ.pop("HARBOR_HA_STATE_DIR", None)
-        else:
-            os.environ["HARBOR_HA_STATE_DIR"] = saved
+
+
+def use_project(monkeypatch, project: tuple[Path, str]) -> None:
+    """harbor-ha in this test's process works on ``project`` (an ``emulated_project``): its state and its
+    emulator, instead of the fixed URL conftest gives every test."""
+    root, endpoint = project
+    monkeypatch.setenv("HARBOR_HA_STATE_DIR", str(root / ".harbor-ha"))
+    monkeypatch.setenv(emulator.ENDPOINT_ENV, endpoint)
 
 
 def client(endpoint: str, service: str, region: str = "us-east-1"):
@@ -41,7 +44,7 @@ def client(endpoint: str, service: str, region: str = "us-east-1"):
 
 
 def command_env(root: Path, endpoint: str, **settings: str) -> dict[str, str]:
-    env = {**os.environ, "HARBOR_HA_STATE_DIR": str(root / ".harbor-ha"), "HARBOR_HA_LOCAL_ENDPOINT": endpoint,
+    env = {**os.environ, "HARBOR_HA_STATE_DIR": str(root / ".harbor-ha"), emulator.ENDPOINT_ENV: endpoint,
            "PYTHONPATH": str(PROJECT)}
     env.update({f"HARBOR_HA_{key.upper()}": value for key, value in settings.items()})
     return env

@@ -7,19 +7,16 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
-import shutil
 import time
 
-import boto3
 import pytest
 
 from harbor_ha import deploy
 from harbor_ha.stack_run import DeployError, StackRun
-from harbor_ha.local import emulator
 from harbor_ha.stacks import STACK_CLASSES
-from harbor_ha.target import LOCAL_ACCESS_KEY, terraform_state_dir
+from harbor_ha.target import terraform_state_dir
 from harbor_ha.verify import resources_by_type, same_role, state_resources, verify, vip_associations, vip_holder
-from conftest import PROJECT, require_tool
+from e2e_helpers import client, emulated_project, use_project
 from secret_scan import find_secrets, state_without_the_redis_token
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
@@ -36,24 +33,13 @@ VIP_STACKS = ("active-active", "active-standby")
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    require_tool("terraform")
-    root = tmp_path_factory.mktemp("e2e")
-    shutil.copy(PROJECT / "cdktf.json", root / "cdktf.json")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("HARBOR_HA_STATE_DIR", str(root / ".harbor-ha"))
-        with emulator.running(root) as running:
-            yield root, running.endpoint
+    with emulated_project(tmp_path_factory.mktemp("e2e")) as project:
+        yield project
 
 
 @pytest.fixture(autouse=True)
-def _emulator_endpoint(project, monkeypatch):
-    monkeypatch.setenv("HARBOR_HA_LOCAL_ENDPOINT", project[1])
-    monkeypatch.setenv("HARBOR_HA_STATE_DIR", str(project[0] / ".harbor-ha"))
-
-
-def client(endpoint: str, service: str):
-    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1",
-                        aws_access_key_id=LOCAL_ACCESS_KEY, aws_secret_access_key=LOCAL_ACCESS_KEY)
+def _on_the_project(project, monkeypatch):
+    use_project(monkeypatch, project)
 
 
 def _take_a_kms_alias(root, stack: str, kms) -> str:
@@ -73,8 +59,7 @@ def _secrets_in_state(root, stack: str, endpoint: str, outputs: dict) -> list[st
     redis = [outputs["redis_auth_secret_arn"]] if "redis_auth_secret_arn" in outputs else []
     known, tokens = [], []
     for region in ("us-east-1", "us-west-2"):
-        secrets = boto3.client("secretsmanager", endpoint_url=endpoint, region_name=region,
-                               aws_access_key_id=LOCAL_ACCESS_KEY, aws_secret_access_key=LOCAL_ACCESS_KEY)
+        secrets = client(endpoint, "secretsmanager", region)
         for secret in secrets.list_secrets()["SecretList"]:
             with contextlib.suppress(secrets.exceptions.ResourceNotFoundException):
                 value = secrets.get_secret_value(SecretId=secret["ARN"])["SecretString"]

@@ -24,7 +24,7 @@ from harbor_ha.inventory import stack_inventory
 from harbor_ha.target import LOCAL_ACCESS_KEY
 from harbor_ha.verify import resources_by_type
 from conftest import require_tool
-from e2e_helpers import client, emulated_project, outputs, processes_in, run, start
+from e2e_helpers import client, emulated_project, outputs, processes_in, run, start, use_project
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
@@ -78,7 +78,7 @@ def _play_first_node_boot(root: Path, endpoint: str, workdir: Path) -> str:
 
 def test_killed_apply_is_recovered_and_down_leaves_only_what_aws_keeps(project, tmp_path, monkeypatch):
     root, endpoint = project
-    monkeypatch.setenv("HARBOR_HA_LOCAL_ENDPOINT", endpoint)
+    use_project(monkeypatch, project)
     up = start(root, endpoint, "up", STACK)
     # The database exists and terraform waits for it (about 80 s on the emulator): not yet in the state.
     wait_for_database(endpoint)

@@ -10,7 +10,7 @@ import pytest
 from harbor_ha.stack_run import StackRun
 from harbor_ha.inventory import stack_inventory
 from harbor_ha.settings import STACK_NAMES
-from e2e_helpers import emulated_project, outputs, run, start, wait_for_line
+from e2e_helpers import emulated_project, outputs, run, start, use_project, wait_for_line
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3600)]
 
@@ -23,7 +23,7 @@ def project(tmp_path_factory):
 
 def test_four_stacks_live_side_by_side_and_go_one_by_one(project, monkeypatch):
     root, endpoint = project
-    monkeypatch.setenv("HARBOR_HA_LOCAL_ENDPOINT", endpoint)
+    use_project(monkeypatch, project)
     ups = {}
     for stack in STACK_NAMES:
         ups[stack] = start(root, endpoint, "up", stack)

@@ -19,7 +19,7 @@ from harbor_ha.local.server import replaying_retries, serialized
 from harbor_ha.provider import LOCAL_SERVICES
 from harbor_ha.settings import HarborHaSettings
 from harbor_ha.stacks import STACK_CLASSES, stack_class
-from harbor_ha.target import LOCAL_ACCESS_KEY, local_endpoint
+from harbor_ha.target import LOCAL_ACCESS_KEY
 
 AVAILABLE = [name for name, target in STACK_CLASSES.items()
              if importlib.util.find_spec(target.split(":")[0]) is not None]
@@ -75,7 +75,7 @@ def _state(project, resources: list) -> None:
 def test_start_reuse_reset_stop(project):
     first, started = emulator.start(project)
     assert started and first.endpoint.startswith("http://127.0.0.1:")
-    assert local_endpoint(project) == first.endpoint  # what the provider of target local reads
+    assert emulator.endpoint(project, start_if_needed=False) == first.endpoint  # what the provider of target local reads
     again, started = emulator.start(project)
     assert again == first and not started
     assert emulator.status(project) == first
@@ -91,6 +91,21 @@ def test_start_reuse_reset_stop(project):
     assert emulator.stop(project)
     assert emulator.status(project) is None
     assert not emulator.stop(project)
+
+
+def test_the_endpoint_is_the_configured_one_else_the_projects_own(project, monkeypatch):
+    """One answer for the provider, ``harbor-ha`` and ``cdktf synth``: an emulator named in the environment is
+    used as it is (none is started), else the project's, started only when asked."""
+    with pytest.raises(emulator.LocalTargetNotRunning, match="harbor-ha local start"):
+        emulator.endpoint(project, start_if_needed=False)
+    assert emulator.status(project) is None, "asking without start_if_needed starts nothing"
+    heard = []
+    started = emulator.endpoint(project, report=heard.append)
+    assert heard == [f"local AWS emulator started at {started} (pid {emulator.status(project).pid})"]
+    assert emulator.endpoint(project, report=heard.append) == started and heard[-1].startswith("local AWS emulator "
+                                                                                               "running at")
+    monkeypatch.setenv(emulator.ENDPOINT_ENV, "http://127.0.0.1:9")
+    assert emulator.endpoint(project, report=heard.append) == "http://127.0.0.1:9" and len(heard) == 2
 
 
 def test_reset_deletes_the_state_the_stacks_write_in_the_project_wherever_the_emulator_lives(

@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import json
 
-import boto3
 import pytest
 
 from harbor_ha.local import emulator
 from harbor_ha.local.moto_gaps import PATCHES
-from harbor_ha.target import LOCAL_ACCESS_KEY
+
+from e2e_helpers import client
 
 
 @pytest.fixture(scope="module")
 def endpoint(tmp_path_factory):
     with emulator.running(tmp_path_factory.mktemp("moto-gaps")) as running:
         yield running.endpoint
-
-
-def client(endpoint: str, service: str):
-    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1",
-                        aws_access_key_id=LOCAL_ACCESS_KEY, aws_secret_access_key=LOCAL_ACCESS_KEY)
 
 
 def test_every_patch_is_documented():

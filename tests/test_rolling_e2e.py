@@ -9,22 +9,18 @@ Harbor nodes' ``harbor-ha:health`` tag, the directors' ``harbor-ha:lb-pool`` ack
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import threading
 
-import boto3
 import pytest
 
 from harbor_ha.changes import ChangeRefused
 from harbor_ha.stack_run import StackRun
 from harbor_ha.keepalived import pool_parameter_name
-from harbor_ha.local import emulator
 from harbor_ha.node_reports import HEALTH_TAG, LB_POOL_TAG, HealthReport
 from harbor_ha.rolling import RollOptions, RollStopped, up
 from harbor_ha.settings import HarborHaSettings
-from harbor_ha.target import LOCAL_ACCESS_KEY
 
-from conftest import PROJECT, require_tool
+from e2e_helpers import client, emulated_project, use_project
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 
@@ -36,17 +32,9 @@ FAST = RollOptions(health_timeout=60, ack_timeout=30, drain_seconds=0, poll_seco
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     """A project directory with its own emulator."""
-    require_tool("terraform")
-    shutil.copy(PROJECT / "cdktf.json", tmp_path / "cdktf.json")
-    monkeypatch.setenv("HARBOR_HA_STATE_DIR", str(tmp_path / ".harbor-ha"))
-    with emulator.running(tmp_path) as running:
-        monkeypatch.setenv("HARBOR_HA_LOCAL_ENDPOINT", running.endpoint)
-        yield tmp_path, running.endpoint
-
-
-def client(endpoint: str, service: str):
-    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1",
-                        aws_access_key_id=LOCAL_ACCESS_KEY, aws_secret_access_key=LOCAL_ACCESS_KEY)
+    with emulated_project(tmp_path) as project:
+        use_project(monkeypatch, project)
+        yield project
 
 
 class NodeReportsStandIn:

@@ -4,11 +4,9 @@ document: all pass as built, and each change made behind the stack's back is a F
 from __future__ import annotations
 
 import pytest
-import boto3
 
 from harbor_ha.target import Target
 from harbor_ha.local import emulator
-from harbor_ha.target import LOCAL_ACCESS_KEY
 from harbor_ha.verify import Live, check_state
 
 ZONES = ("us-east-1a", "us-east-1b")
@@ -20,11 +18,6 @@ def live(tmp_path_factory):
         yield Live(Target("local", "us-east-1", emulator.ACCOUNT_ID, running.endpoint))
 
 
-def _client(live: Live, service: str):
-    return boto3.client(service, endpoint_url=live.target.endpoint, region_name="us-east-1",
-                        aws_access_key_id=LOCAL_ACCESS_KEY, aws_secret_access_key=LOCAL_ACCESS_KEY)
-
-
 def _resource(kind: str, values: dict) -> dict:
     return {"mode": "managed", "type": kind, "values": values}
 
@@ -33,7 +26,7 @@ def _resource(kind: str, values: dict) -> dict:
 def deployed(live):
     """A VIP on the first of two nodes, a load-balancer group that alone reaches the nodes on 443, and a
     bucket as the storage construct makes it; returns the state document and the ids."""
-    ec2, s3 = _client(live, "ec2"), _client(live, "s3")
+    ec2, s3 = live("ec2"), live("s3")
     vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
     subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.9.{i}.0/24", AvailabilityZone=zone)["Subnet"]
                for i, zone in enumerate(ZONES)]
@@ -85,7 +78,7 @@ def test_everything_passes_as_built(deployed, live):
 
 def test_changes_behind_the_back_fail(deployed, live):
     state, ids = deployed
-    ec2, s3 = _client(live, "ec2"), _client(live, "s3")
+    ec2, s3 = live("ec2"), live("s3")
     # keepalived moving the VIP to the peer node is by design
     ec2.associate_address(AllocationId=ids["vip"], InstanceId=ids["nodes"][1], AllowReassociation=True)
     assert _failed(state, live) == []
@@ -114,7 +107,7 @@ def test_intent_counts_what_the_settings_ask_for_in_the_target(live):
     from harbor_ha.settings import HarborHaSettings
     from harbor_ha.verify import Intent, check_intent
 
-    ec2 = _client(live, "ec2")
+    ec2 = live("ec2")
     tags = [{"Key": "harbor-ha:deployment", "Value": "intent"}, {"Key": "harbor-ha:stack", "Value": "active-standby"},
             {"Key": "harbor-ha:role", "Value": "harbor"}, {"Key": "harbor-ha:vip", "Value": "intent-as"}]
     image = ec2.describe_images()["Images"][0]["ImageId"]
@@ -131,7 +124,7 @@ def test_intent_counts_what_the_settings_ask_for_in_the_target(live):
 
 
 def test_a_log_bucket_is_held_to_the_sse_s3_it_was_built_with(live):
-    s3 = _client(live, "s3")
+    s3 = live("s3")
     s3.create_bucket(Bucket="logs")
     s3.put_bucket_versioning(Bucket="logs", VersioningConfiguration={"Status": "Enabled"})
     s3.put_public_access_block(Bucket="logs", PublicAccessBlockConfiguration={

@@ -1,7 +1,8 @@
 """Start, reuse, stop and reset the local AWS emulator (a moto server on loopback).
 
-One emulator per state directory: its pid and URL are recorded in ``<state_dir>/local/server.json``
-(what harbor_ha.target reads), its log goes to ``<state_dir>/local/server.log``. The emulator keeps
+One emulator per state directory: its pid and URL are recorded in ``<state_dir>/local/server.json``,
+its log goes to ``<state_dir>/local/server.log``. ``endpoint`` is where every part of harbor-ha (the stacks'
+provider, ``harbor-ha`` and ``cdktf synth``) learns the URL the local target uses. The emulator keeps
 everything in memory: stopping it discards what was deployed on it, and the local target's Terraform
 state then describes resources that no longer exist (``reset`` forgets both).
 """
@@ -20,6 +21,7 @@ import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 from harbor_ha.target import state_dir, terraform_state_dir
 
@@ -27,6 +29,8 @@ from harbor_ha.target import state_dir, terraform_state_dir
 ACCOUNT_ID = "123456789012"
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 60.0
+# An emulator started elsewhere (a test's, a CI job's): when set, harbor-ha uses it and starts none.
+ENDPOINT_ENV = "HARBOR_HA_LOCAL_ENDPOINT"
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,31 @@ class Emulator:
 
 class EmulatorError(RuntimeError):
     """The emulator could not be started, or the local state no longer matches it."""
+
+
+class LocalTargetNotRunning(EmulatorError):
+    """The local target was chosen, no emulator is running and none was to be started."""
+
+
+def endpoint(project_dir: str | os.PathLike | None = None, *, start_if_needed: bool = True,
+             report: Callable[[str], None] | None = None) -> str:
+    """The URL of the emulator the local target uses: ``$HARBOR_HA_LOCAL_ENDPOINT`` if set, else the project's
+    own emulator, started (or reused) when ``start_if_needed``, otherwise only if it runs already
+    (``LocalTargetNotRunning``). ``report`` hears which emulator it is when it is the project's."""
+    if os.environ.get(ENDPOINT_ENV):
+        return os.environ[ENDPOINT_ENV]
+    if start_if_needed:
+        running, started = start(project_dir)
+    else:
+        running, started = status(project_dir), False
+        if running is None:
+            raise LocalTargetNotRunning(
+                "target 'local' needs the local AWS emulator, and none is running: start it with "
+                "'pipenv run harbor-ha local start' (or deploy with 'pipenv run harbor-ha up STACK', which "
+                "starts it), or set target to 'aws'")
+    if report:
+        report(f"local AWS emulator {'started' if started else 'running'} at {running.endpoint} (pid {running.pid})")
+    return running.endpoint
 
 
 def local_dir(project_dir: str | os.PathLike | None = None) -> Path:
