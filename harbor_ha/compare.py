@@ -6,6 +6,7 @@ each topology's design, with the failover times `harbor-ha drill` measured (READ
 from __future__ import annotations
 
 from harbor_ha.cost import Estimate
+from harbor_ha.rules import ROLE_TAG_KEY
 from harbor_ha.synthesized import SynthesizedStack
 
 SURVIVES = {
@@ -30,7 +31,7 @@ def runs(doc: dict) -> str:
     """What a stack runs, counted from its synthesized resources."""
     stack = SynthesizedStack(doc)
     vms = stack.resources("aws_instance")
-    harbors = sum((b.get("tags") or {}).get("harbor-ha:role") == "harbor" for _, b in vms)
+    harbors = sum((b.get("tags") or {}).get(ROLE_TAG_KEY) == "harbor" for _, b in vms)
     parts = [f"{harbors} Harbor VM{'s' * (harbors != 1)}"]
     if len(vms) > harbors:
         parts.append(f"{len(vms) - harbors} LB VMs")

@@ -26,11 +26,10 @@ from pathlib import Path
 import yaml
 
 from harbor_ha.constructs.replication import CONFIGURATOR_PATH
-from harbor_ha.constructs.static_ips import VIP_TAG_KEY
+from harbor_ha.rules import ROLE_TAG_KEY, VIP_TAG_KEY
 from harbor_ha.synthesized import SynthesizedStack
 
 FORMATS = ("svg", "png")
-ROLE_TAG = "harbor-ha:role"
 
 # Drawn: each resource of these types is named by one node or group of the picture.
 COMPONENT_TYPES = frozenset({
@@ -214,7 +213,7 @@ def _given_subnet(stack: SynthesizedStack, arch: Architecture, body: dict) -> tu
 
 def _instance_label(body: dict) -> str:
     tags = body.get("tags") or {}
-    role = "Harbor" if tags.get(ROLE_TAG) == "harbor" else "load balancer (keepalived + LVS)"
+    role = "Harbor" if tags.get(ROLE_TAG_KEY) == "harbor" else "load balancer (keepalived + LVS)"
     # A fixed address computed by Terraform (cidrhost of a given subnet) is known only at apply.
     address = body.get("private_ip", "")
     return "\n".join([tags.get("Name", ""), role, " · ".join(
@@ -309,7 +308,7 @@ def _dns(stack: SynthesizedStack, arch: Architecture, instance_of_eip) -> None:
 def _traffic(stack: SynthesizedStack, arch: Architecture, instance_of_eip) -> None:
     """Clients -> VIP -> its holders -> Harbor servers -> data tier; clients -> standalone Harbors."""
     instances = dict(stack.resources("aws_instance"))
-    harbors = [a for a, b in instances.items() if (b.get("tags") or {}).get(ROLE_TAG) == "harbor"]
+    harbors = [a for a, b in instances.items() if (b.get("tags") or {}).get(ROLE_TAG_KEY) == "harbor"]
     vip_holders = [a for a, b in instances.items() if VIP_TAG_KEY in (b.get("tags") or {})]
     for address, body in stack.resources("aws_eip"):
         if address not in arch.nodes:

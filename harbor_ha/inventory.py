@@ -18,7 +18,7 @@ from typing import Iterator
 
 from botocore.exceptions import ClientError
 
-from harbor_ha.provider import DEPLOYMENT_TAG_KEY, STACK_TAG_KEY
+from harbor_ha.rules import DEPLOYMENT_TAG_KEY, STACK_TAG_KEY
 from harbor_ha.verify import Live
 
 # Terraform's name_prefix / bucket_prefix append a 26-character unique id (a timestamp and a counter).

@@ -20,8 +20,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-ROLE_TAG = "harbor-ha:role"
-DEPLOYMENT_TAG = "harbor-ha:deployment"
+from harbor_ha.rules import DEPLOYMENT_TAG_KEY, ROLE_TAG_KEY
+
 HEALTH_TAG = "harbor-ha:health"
 LB_POOL_TAG = "harbor-ha:lb-pool"
 HEALTHY = "healthy"
@@ -42,8 +42,8 @@ def report_statement(partition: str, deployment: str, role: str, key: str):
 
     return DataAwsIamPolicyDocumentStatement(
         effect="Allow", actions=["ec2:CreateTags"], resources=[f"arn:{partition}:ec2:*:*:instance/*"],
-        condition=[condition("StringEquals", f"aws:ResourceTag/{ROLE_TAG}", [role]),
-                   condition("StringEquals", f"aws:ResourceTag/{DEPLOYMENT_TAG}", [deployment]),
+        condition=[condition("StringEquals", f"aws:ResourceTag/{ROLE_TAG_KEY}", [role]),
+                   condition("StringEquals", f"aws:ResourceTag/{DEPLOYMENT_TAG_KEY}", [deployment]),
                    condition("ForAllValues:StringEquals", "aws:TagKeys", [key])])
 
 

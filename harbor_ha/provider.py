@@ -10,11 +10,10 @@ from __future__ import annotations
 from harbor_ha.aws import AwsProvider, AwsProviderDefaultTags, AwsProviderEndpoints, Construct
 from harbor_ha.settings import HarborHaSettings
 from harbor_ha.local import emulator
+from harbor_ha.rules import DEPLOYMENT_TAG_KEY, STACK_TAG_KEY
 from harbor_ha.target import LOCAL_ACCESS_KEY
 
 # Every service whose resources or data sources harbor-ha synthesizes; tests check the list is complete.
-DEPLOYMENT_TAG_KEY = "harbor-ha:deployment"
-STACK_TAG_KEY = "harbor-ha:stack"
 LOCAL_SERVICES = ("cloudwatchlogs", "ec2", "elasticache", "iam", "kms", "rds", "route53", "s3", "secretsmanager", "ssm",
                   "sts")
 

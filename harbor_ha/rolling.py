@@ -34,9 +34,8 @@ from typing import Callable
 
 from harbor_ha.keepalived import pool_parameter_name
 from harbor_ha.node_reports import HEALTH_TAG, LB_POOL_TAG, HealthReport
+from harbor_ha.rules import ROLE_TAG_KEY, VIP_TAG_KEY
 
-ROLE_TAG = "harbor-ha:role"
-VIP_TAG = "harbor-ha:vip"
 # Instance attributes whose change neither stops nor replaces the instance.
 HARMLESS = frozenset({"tags", "tags_all", "root_block_device"})
 
@@ -162,13 +161,13 @@ def read_plan(plan: dict, versions: tuple[str, str] | None = None) -> RollPlan:
             continue
         values = change["change"]["before"] or change["change"]["after"] or {}
         tags = values.get("tags") or {}
-        action = _action(change) if change["type"] == "aws_instance" and tags.get(ROLE_TAG) else ""
+        action = _action(change) if change["type"] == "aws_instance" and tags.get(ROLE_TAG_KEY) else ""
         if action:
             before = change["change"]["before"] or {}
             members.append(Member(address=change["address"], name=tags.get("Name", change["address"]),
-                                  role=tags[ROLE_TAG], action=action, instance_id=before.get("id", ""),
+                                  role=tags[ROLE_TAG_KEY], action=action, instance_id=before.get("id", ""),
                                   private_ip=before.get("private_ip") or values.get("private_ip") or "",
-                                  vip=tags.get(VIP_TAG, "")))
+                                  vip=tags.get(VIP_TAG_KEY, "")))
         else:
             changed.append(change["address"])
     if not members:
@@ -203,7 +202,7 @@ class Reports:
 
     def instances(self, role: str, name: str) -> list[dict]:
         reservations = self.live("ec2").describe_instances(Filters=[
-            {"Name": f"tag:{ROLE_TAG}", "Values": [role]}, {"Name": "tag:Name", "Values": [name]},
+            {"Name": f"tag:{ROLE_TAG_KEY}", "Values": [role]}, {"Name": "tag:Name", "Values": [name]},
             {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}])
         return [i for r in reservations["Reservations"] for i in r["Instances"]]
 
@@ -299,14 +298,14 @@ class Roller:
 
         holders = set()
         for eip in resources_by_type(self.run.state()).get("aws_eip", []):
-            if VIP_TAG in (eip.get("tags") or {}):
+            if VIP_TAG_KEY in (eip.get("tags") or {}):
                 holders.add(vip_holder(self.live("ec2"), eip["allocation_id"])[1])
         return holders
 
     def move_vip(self, member: Member, done: list[Member]) -> None:
         """Before the MASTER goes: the VIP onto a member of its group that is already rolled (or its peer)."""
         ec2 = self.live("ec2")
-        (address,) = ec2.describe_addresses(Filters=[{"Name": f"tag:{VIP_TAG}", "Values": [member.vip]}])["Addresses"]
+        (address,) = ec2.describe_addresses(Filters=[{"Name": f"tag:{VIP_TAG_KEY}", "Values": [member.vip]}])["Addresses"]
         peers = [i for i in self.vip_peers(member) if i != member.instance_id]
         ready = [m for m in done if m.role == member.role]
         target = (self.current_id(ready[-1]) if ready else "") or (peers[0] if peers else "")
@@ -318,7 +317,7 @@ class Roller:
 
     def vip_peers(self, member: Member) -> list[str]:
         reservations = self.live("ec2").describe_instances(Filters=[
-            {"Name": f"tag:{VIP_TAG}", "Values": [member.vip]}, {"Name": "instance-state-name", "Values": ["running"]}])
+            {"Name": f"tag:{VIP_TAG_KEY}", "Values": [member.vip]}, {"Name": "instance-state-name", "Values": ["running"]}])
         return [i["InstanceId"] for r in reservations["Reservations"] for i in r["Instances"]]
 
     def current_id(self, member: Member) -> str:
@@ -347,7 +346,7 @@ class Roller:
 
     def directors_at(self, version: int) -> bool:
         directors = [i for r in self.live("ec2").describe_instances(Filters=[
-            {"Name": f"tag:{ROLE_TAG}", "Values": ["lb"]},
+            {"Name": f"tag:{ROLE_TAG_KEY}", "Values": ["lb"]},
             {"Name": "instance-state-name", "Values": ["running"]}])["Reservations"] for i in r["Instances"]]
         values = [{t["Key"]: t["Value"] for t in d.get("Tags", [])}.get(LB_POOL_TAG, "") for d in directors]
         return bool(values) and all(v.isdigit() and int(v) >= version for v in values)

@@ -253,10 +253,16 @@ MAX_CLIENT_CIDRS = 20
 MAX_SSH_CIDRS = 10
 
 # ---- tags ---------------------------------------------------------------------------------------------
-# AWS allows 50 tags per resource; harbor-ha puts up to 4 of its own (harbor-ha:deployment, harbor-ha:role,
-# harbor-ha:vip, Name) on one.
+# harbor-ha's own tags: every resource names its deployment and stack (the inventory finds a stack by them);
+# each VM its role in a redundant group, and the VIP holders and the VIP the VIP's name (vip-notify finds the
+# address by it). Read by verify, rolling changes and the views without any cdktf.
+DEPLOYMENT_TAG_KEY = "harbor-ha:deployment"
+STACK_TAG_KEY = "harbor-ha:stack"
+ROLE_TAG_KEY = "harbor-ha:role"
+VIP_TAG_KEY = "harbor-ha:vip"
+# AWS allows 50 tags per resource; harbor-ha puts up to 5 of its own on one.
 OWN_TAG_PREFIX = "harbor-ha:"
-OWN_TAGS = ("harbor-ha:deployment", "harbor-ha:role", "harbor-ha:vip", "Name")
+OWN_TAGS = (DEPLOYMENT_TAG_KEY, STACK_TAG_KEY, ROLE_TAG_KEY, VIP_TAG_KEY, "Name")
 MAX_USER_TAGS = 50 - len(OWN_TAGS)
 _TAG_TEXT = re.compile(r"[\w .:/=+\-@]*", re.ASCII)
 TAG = Rule(f"string keys of 1-128 and values of 0-256 letters, digits, spaces and _ . : / = + - @, keys not "

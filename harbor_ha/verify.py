@@ -26,7 +26,7 @@ from typing import Callable, Iterable
 
 from botocore.exceptions import ClientError
 
-from harbor_ha.constructs.static_ips import VIP_TAG_KEY
+from harbor_ha.rules import DEPLOYMENT_TAG_KEY, ROLE_TAG_KEY, STACK_TAG_KEY, VIP_TAG_KEY
 from harbor_ha.settings import HarborHaSettings
 from harbor_ha.stack_run import StackRun
 from harbor_ha.target import Target
@@ -351,8 +351,6 @@ def check_intent(intent: Intent, live: Live, *, deployment: str, stack: str) -> 
     """The target holds what ``intent`` says, found by the stack's tags: running Harbor servers and directors
     (per region in master-master), the VIP and its holders, the database in the stack's own subnets, the
     cache with its nodes, a health check per replica."""
-    from harbor_ha.provider import DEPLOYMENT_TAG_KEY, STACK_TAG_KEY
-
     ours = [{"Name": f"tag:{DEPLOYMENT_TAG_KEY}", "Values": [deployment]},
             {"Name": f"tag:{STACK_TAG_KEY}", "Values": [stack]}]
 
@@ -368,7 +366,7 @@ def check_intent(intent: Intent, live: Live, *, deployment: str, stack: str) -> 
         ec2 = live("ec2", region)
         running = [i for r in ec2.describe_instances(Filters=ours + [
             {"Name": "instance-state-name", "Values": ["pending", "running"]}])["Reservations"] for i in r["Instances"]]
-        region_roles = [{t["Key"]: t["Value"] for t in i.get("Tags", [])}.get("harbor-ha:role", "lb") for i in running]
+        region_roles = [{t["Key"]: t["Value"] for t in i.get("Tags", [])}.get(ROLE_TAG_KEY, "lb") for i in running]
         if len(intent.regions) > 1:
             checks.append(count(f"Harbor server in {region}", 1, region_roles.count("harbor")))
         roles += region_roles

@@ -79,7 +79,7 @@ CASES = [
     ("newline", "context", "public_subnet_ids", ["subnet-0000000000000000a\n", "subnet-0000000000000000b"],
      "subnet ids", {k: v for k, v in VPC.items() if k != "public_subnet_ids"}, None),
     # values AWS refuses at apply, or that break a node
-    ("aws", "context", "tags", {f"k{i}": "v" for i in range(47)}, "at most 46", {}, None),
+    ("aws", "context", "tags", {f"k{i}": "v" for i in range(46)}, "at most 45", {}, None),
     ("aws", "config", "tags", {"aws:createdBy": "me"}, "not starting with 'aws:'", {}, None),
     ("aws", "context", "tags", {"AWS:team": "me"}, "not starting with 'aws:'", {}, None),
     ("aws", "context", "tags", {"k" * 129: "v"}, "keys of 1-128", {}, None),

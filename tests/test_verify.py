@@ -3,11 +3,17 @@ document: all pass as built, and each change made behind the stack's back is a F
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from harbor_ha.target import Target
 from harbor_ha.local import emulator
 from harbor_ha.verify import Live, check_state
+
+from conftest import PROJECT
 
 ZONES = ("us-east-1a", "us-east-1b")
 
@@ -138,3 +144,14 @@ def test_a_log_bucket_is_held_to_the_sse_s3_it_was_built_with(live):
     assert _failed(state, live) == []
     s3.delete_bucket_encryption(Bucket="logs")
     assert any("logs is encrypted with SSE-S3" in f for f in _failed(state, live))
+
+
+def test_the_operator_modules_load_without_the_jsii_runtime():
+    """verify, deploy and the CLI read harbor-ha's tags and rules from plain modules: importing them starts no
+    cdktf, so a check of a deployment (its working directory already made) costs no node process."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, harbor_ha.verify, harbor_ha.deploy, harbor_ha.cli, harbor_ha.rolling; "
+         "print(sorted({m.split('.')[0] for m in sys.modules if m.split('.')[0] in ('jsii', 'cdktf', "
+         "'cdktf_cdktf_provider_aws', 'constructs')} | ({'harbor_ha.aws'} & set(sys.modules))))"],
+        capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(PROJECT)})
+    assert loaded.stdout.strip() == "[]", loaded.stdout

@@ -27,9 +27,9 @@ from harbor_ha.aws import (
 )
 from harbor_ha.constructs.data_tier import grant, require, require_whole, statement
 from harbor_ha.constructs.interfaces import Network
+from harbor_ha.rules import VIP_TAG_KEY
 
 HOST_OFFSET = 10
-VIP_TAG_KEY = "harbor-ha:vip"
 MAX_HARBOR_SERVERS = 100
 
 

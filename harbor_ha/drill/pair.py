@@ -30,6 +30,7 @@ from harbor_ha.keepalived import (
     CONFIG_PATH, LIBEXEC, VRRP_CONFIG_PATH, VrrpPair, director_cloud_config, pool_parameter_name,
     standby_cloud_config,
 )
+from harbor_ha.rules import VIP_TAG_KEY
 
 DRILL_STACKS = ("active-active", "active-standby")
 # TEST-NET-1 (RFC 5737): the drill's subnet exists only inside its namespaces.
@@ -336,7 +337,7 @@ class PairDrill:
         reservation = ec2.run_instances(ImageId=image, MinCount=2, MaxCount=2, SubnetId=subnet, InstanceType="t3.small")
         instances = [i["InstanceId"] for i in reservation["Instances"]]
         self.allocation = ec2.allocate_address(Domain="vpc", TagSpecifications=[{
-            "ResourceType": "elastic-ip", "Tags": [{"Key": "harbor-ha:vip", "Value": self.pair.name}]}])["AllocationId"]
+            "ResourceType": "elastic-ip", "Tags": [{"Key": VIP_TAG_KEY, "Value": self.pair.name}]}])["AllocationId"]
         ec2.associate_address(AllocationId=self.allocation, InstanceId=instances[0])
         return instances
 
