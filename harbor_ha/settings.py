@@ -113,7 +113,7 @@ class HarborHaSettings:
     """Directory of a Terraform provider filesystem mirror (air-gapped installs). Default: found
     automatically in the usual places, else the public registry."""
     tags: Mapping[str, str] = field(default_factory=dict)
-    """Tags put on every resource, besides harbor-ha's own (``harbor-ha:*``, ``Name``), at most 46. Default none."""
+    """Tags put on every resource, besides harbor-ha's own (``harbor-ha:*``, ``Name``), at most 45. Default none."""
     stacks: tuple[str, ...] = STACK_NAMES
     """Which stacks ``main.py`` builds (``harbor-ha up STACK`` builds that one). Default: all four."""
 
