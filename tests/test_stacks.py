@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from syrupy.extensions.json import JSONSnapshotExtension
 
 from harbor_ha.keepalived import CONFIG_PATH
 from harbor_ha.settings import STACK_NAMES, HarborHaSettings
@@ -54,7 +55,9 @@ def role_of(instance: dict) -> str:
 
 @pytest.mark.parametrize("name", STACK_NAMES)
 def test_stack_snapshot(stacks, name, snapshot):
-    assert stacks[name][1] == snapshot
+    """Each stack's Terraform JSON in a file of its own (``__snapshots__/test_stacks/<test>[<stack>].json``), so
+    a change to one stack is reviewed as a diff of that stack alone."""
+    assert stacks[name][1] == snapshot.use_extension(JSONSnapshotExtension)
 
 
 @pytest.mark.parametrize("name", STACK_NAMES)
