@@ -419,12 +419,14 @@ def up(run, options: RollOptions | None = None, say: Callable[[str], None] = pri
     time, and the settings are recorded once everything is applied."""
     from harbor_ha.changes import deployed_settings, recorded, record
     from harbor_ha.recovery import before_apply
+    from harbor_ha.verify import state_resources
 
     versions = check_changes(run)
     run.synth()
     run.init()
     before_apply(run)  # refuse renaming what holds data, import what a cut-short apply left
-    plan = plan_changes(run, versions)
+    # Nothing deployed yet: no member can roll, and the apply's own plan is the only one needed.
+    plan = plan_changes(run, versions) if state_resources(run.state()) else RollPlan()
     if plan is None:
         changed = sorted(k for k, v in recorded(run.project_dir, run.settings.target, run.stack).items()
                          if deployed_settings(run.settings).get(k) != v)
