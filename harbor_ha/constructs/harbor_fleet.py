@@ -43,7 +43,7 @@ from harbor_ha.harbor_release import DEFAULT_HARBOR_VERSION
 from harbor_ha.health_report import health_report_part
 from harbor_ha.node_reports import HEALTH_TAG, report_statement
 from harbor_ha.harbor_config import ExternalDatabase, ExternalRedis, HarborConfig, S3Storage
-from harbor_ha.rules import SELF_SIGNED
+from harbor_ha.rules import ROLE_TAG_KEY, SELF_SIGNED
 
 
 
@@ -194,7 +194,7 @@ class HarborFleet(Construct):
                 f"harbor-{i}", subnet_id=address.subnet_id if address else network.private_subnet_ids[i % zones],
                 private_ip=address.private_ip if address else None, user_data=user_data,
                 public_address=props.public_addresses, replace_on_new_user_data=True,
-                tags={**props.instance_tags, "harbor-ha:role": "harbor"}))
+                tags={**props.instance_tags, ROLE_TAG_KEY: "harbor"}))
         self.instance_ids = [instance.id for instance in instances]
         self.private_ips = [instance.private_ip for instance in instances]
         # Fixed addresses are known before the instances exist: a load balancer's pool then waits for none.

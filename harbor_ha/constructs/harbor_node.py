@@ -23,7 +23,7 @@ from harbor_ha.constructs.storage import RegistryStorage, RegistryStorageProps
 from harbor_ha.harbor_boot import harbor_cloud_config
 from harbor_ha.harbor_release import DEFAULT_HARBOR_VERSION
 from harbor_ha.harbor_config import HarborConfig, S3Storage, hostname_problem
-from harbor_ha.rules import NODE_STORAGE, SELF_SIGNED
+from harbor_ha.rules import NODE_STORAGE, ROLE_TAG_KEY, SELF_SIGNED
 
 DATA_DEVICE = "/dev/sdf"
 
@@ -144,7 +144,7 @@ class StandaloneHarborNode(Construct):
         # A public node also gets an automatic address: its boot downloads before the Elastic IP is associated.
         self._instance = hosts.add_instance("harbor", subnet_id=subnets[props.zone_index], user_data=self.user_data,
                                             public_address=props.public,
-                                            tags={**props.instance_tags, "harbor-ha:role": "harbor"})
+                                            tags={**props.instance_tags, ROLE_TAG_KEY: "harbor"})
         self.instance_id = self._instance.id
         self.private_ip = self._instance.private_ip
         self.public_ip = address.public_ip if address else None

@@ -33,6 +33,7 @@ from harbor_ha.keepalived import (
     pool_parameter_name,
 )
 from harbor_ha.node_reports import LB_POOL_TAG, report_statement, report_tags_ignored
+from harbor_ha.rules import ROLE_TAG_KEY
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ class LoadBalancerPair(Construct):
                 root_block_device=InstanceRootBlockDevice(
                     encrypted=True, volume_type="gp3", volume_size=props.root_volume_gib),
                 user_data=director_cloud_config(pair, i, self.pool_parameter).render(),
-                tags={"Name": f"{props.name}-{i}", "harbor-ha:role": "lb", **static_ips.vip_tags},
+                tags={"Name": f"{props.name}-{i}", ROLE_TAG_KEY: "lb", **static_ips.vip_tags},
                 # lb-pool's acknowledgement is the director's own tag, not Terraform's; ebs_optimized: a
                 # change would stop and start a running director.
                 lifecycle=TerraformResourceLifecycle(
