@@ -259,15 +259,14 @@ def _subnet_group_vpc(stack: SynthesizedStack, reference, kind: str, places) -> 
 
 
 def _buckets(stack: SynthesizedStack, arch: Architecture) -> None:
-    carriers = stack.carrier_buckets()
-    logs = stack.log_buckets()
+    carriers, logs, objects = stack.carrier_buckets(), stack.log_buckets(), stack.bucket_objects()
     for address, body in stack.resources("aws_s3_bucket"):
         name = body.get("bucket") or f"{body.get('bucket_prefix', '')}*"
         what = "replication carrier" if address in carriers else "logs" if address in logs else "image storage"
         arch.add(Node([address], f"S3 {what}\n{name}", "storage.SimpleStorageServiceS3Bucket",
                       (_region_key(stack.region(body)),)))
-        if address in carriers:
-            arch.join(carriers[address], address)
+        for stored in objects.get(address, ()):
+            arch.join(stored, address)
 
 
 def _regional_services(stack: SynthesizedStack, arch: Architecture) -> None:

@@ -141,6 +141,9 @@ SUBNET_IDS = _subnet_ids("with vpc_id: at least 2 subnet ids, each once, such as
 
 # A value Terraform knows only at apply: cdktf's token for an attribute of a resource in the same stack
 # (``vpc.id``). Construct props take one wherever an id is asked for; settings, which come from text, never do.
+# Where the replication configurator lies in its carrier bucket: what tells a carrier from the other buckets,
+# which may hold harbor-ha's boot programs.
+REPLICATION_CONFIGURATOR_KEY = "harbor-ha/replication.py"
 TOKEN_MARK = "${TfToken["
 
 

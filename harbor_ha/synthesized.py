@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from harbor_ha.rules import REPLICATION_CONFIGURATOR_KEY
 from harbor_ha.settings import HarborHaSettings
 
 # A view synthesizes without contacting anything: the local target's provider only needs an endpoint URL
@@ -77,15 +78,20 @@ class SynthesizedStack:
         found = self.references(value, kind)
         return found[0] if found else None
 
-    def carrier_buckets(self) -> dict[str, str]:
-        """Bucket -> the first object stored in it by the configuration (the replication configurator's
-        carrier holds them; image and log buckets hold none)."""
-        found: dict[str, str] = {}
+    def bucket_objects(self) -> dict[str, list[str]]:
+        """Bucket -> the objects the configuration stores in it."""
+        found: dict[str, list[str]] = {}
         for address, body in self.resources("aws_s3_object"):
             bucket = self.reference(body.get("bucket"), "aws_s3_bucket")
             if bucket:
-                found.setdefault(bucket, address)
+                found.setdefault(bucket, []).append(address)
         return found
+
+    def carrier_buckets(self) -> set[str]:
+        """The replication carriers: the buckets holding the replication configurator (an image bucket may hold
+        harbor-ha's boot programs)."""
+        return {self.reference(body.get("bucket"), "aws_s3_bucket") for _, body in self.resources("aws_s3_object")
+                if body.get("key") == REPLICATION_CONFIGURATOR_KEY} - {None}
 
     def log_buckets(self) -> set[str]:
         """The buckets that receive logs: S3 access logs and VPC flow logs."""

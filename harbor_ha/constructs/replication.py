@@ -33,7 +33,7 @@ from harbor_ha.cloud_init import CloudConfig, WriteFile
 from harbor_ha.constructs.data_tier import require
 from harbor_ha.constructs.harbor_node import StandaloneHarborNode
 from harbor_ha.constructs.interfaces import AccessLogSink
-from harbor_ha.rules import carrier_name
+from harbor_ha.rules import REPLICATION_CONFIGURATOR_KEY, carrier_name
 from harbor_ha.constructs.storage import RegistryStorage, RegistryStorageProps
 from harbor_ha.harbor_boot import SCRIPT_DIR, boot_script
 from harbor_ha.harbor_config import STATE_DIR
@@ -93,7 +93,7 @@ class HarborReplication(Construct):
         source = props.source
         carrier = RegistryStorage(self, "carrier", props=RegistryStorageProps(
             name=carrier_name(props.name), force_destroy=props.force_destroy, access_logs=props.access_logs))
-        configurator = S3Object(self, "configurator", bucket=carrier.bucket_name, key="harbor-ha/replication.py",
+        configurator = S3Object(self, "configurator", bucket=carrier.bucket_name, key=REPLICATION_CONFIGURATOR_KEY,
                                 content=CONFIGURATOR.read_text(), content_type="text/x-python")
         def carried(key: str) -> str:
             return Fn.join("", ["s3://", carrier.bucket_name, "/", key])
