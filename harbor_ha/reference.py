@@ -12,6 +12,8 @@ from pathlib import Path
 CONSTRUCTS = Path(__file__).resolve().parent / "constructs"
 # Shared building blocks of the constructs, not constructs a project uses on their own.
 INTERNAL_MODULES = ("data_tier",)
+# Where the examples import from: the package exports every documented name (harbor_ha/constructs/__init__.py).
+PACKAGE = "harbor_ha.constructs"
 HEADER = """# Construct reference
 
 Every construct of `harbor_ha.constructs`, as an outside project imports it. Each takes `(scope, id, *, props)`
@@ -89,7 +91,7 @@ def _importer_lines(module: str, name: str, variable: str, function: ast.Functio
     arguments = _arguments(function, _constants(tree))
     given = "".join(f", {n}=..." for n, _, default in arguments if not default)
     returned = _returned(function)
-    lines = [f"### Importer: `{name}.{function.name}`", "", "```python", f"from {module} import {name}", "",
+    lines = [f"### Importer: `{name}.{function.name}`", "", "```python", f"from {PACKAGE} import {name}", "",
              f'{variable} = {name}.{function.name}(stack, "{variable.replace("_", "-")}"{given})', "```", "",
              _doc(function), ""]
     if returned in classes:
@@ -144,13 +146,13 @@ def _section(module: str, name: str, cls: ast.ClassDef, props: ast.ClassDef | No
     if props is not None:
         required = [f for f in _fields(props) if f[2]]
         arguments = ", ".join(f"{n}=..." for n, *_ in required)
-        lines += ["```python", f"from {module} import {name}, {props.name}", "",
+        lines += ["```python", f"from {PACKAGE} import {name}, {props.name}", "",
                   f'{variable} = {name}(stack, "{variable.replace("_", "-")}", props={props.name}({arguments}))',
                   "```", ""]
     else:
         required = [a for a in _keyword_args(cls) if a[2]]
         arguments = "".join(f", {n}=..." for n, *_ in required)
-        lines += ["```python", f"from {module} import {name}", "",
+        lines += ["```python", f"from {PACKAGE} import {name}", "",
                   f'{variable} = {name}(stack, "{variable.replace("_", "-")}"{arguments})', "```", ""]
     if _doc(cls):
         lines += [_doc(cls), ""]

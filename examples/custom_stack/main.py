@@ -6,14 +6,11 @@ Run from this directory: `pipenv run python main.py` (synthesizes into cdktf.out
 """
 
 from harbor_ha.aws import App, AwsProvider, TerraformOutput, TerraformStack
-from harbor_ha.constructs.harbor_fleet import HarborFleet, HarborFleetProps
-from harbor_ha.constructs.lb_pair import LoadBalancerPair, LoadBalancerPairProps
-from harbor_ha.constructs.network import HarborNetwork, HarborNetworkProps
-from harbor_ha.constructs.shared_data import SharedData, SharedDataProps
-from harbor_ha.constructs.cache import HarborCacheProps
-from harbor_ha.constructs.database import HarborDatabaseProps
-from harbor_ha.constructs.static_ips import StaticIps, StaticIpsProps
-from harbor_ha.constructs.storage import RegistryStorageProps
+from harbor_ha.constructs import (
+    HarborCacheProps, HarborDatabaseProps, HarborFleet, HarborFleetProps, HarborNetwork,
+    HarborNetworkProps, LoadBalancerPair, LoadBalancerPairProps, RegistryStorageProps, SharedData,
+    SharedDataProps, StaticIps, StaticIpsProps,
+)
 
 CORPORATE = ("198.51.100.0/24",)
 ADMINS = ("192.0.2.0/28",)

@@ -14,13 +14,10 @@ from harbor_ha.aws import (
     App, AwsProvider, DataAwsDbInstance, DataAwsElasticacheReplicationGroup, DataAwsRegion, Fn, TerraformOutput,
     TerraformStack, TerraformVariable, Token,
 )
-from harbor_ha.constructs.cache import HarborCache
-from harbor_ha.constructs.database import HarborDatabase
-from harbor_ha.constructs.harbor_fleet import HarborFleet, HarborFleetProps
-from harbor_ha.constructs.lb_pair import LoadBalancerPair, LoadBalancerPairProps
-from harbor_ha.constructs.network import HarborNetwork, HarborNetworkProps
-from harbor_ha.constructs.static_ips import StaticIps, StaticIpsProps
-from harbor_ha.constructs.storage import RegistryStorage
+from harbor_ha.constructs import (
+    HarborCache, HarborDatabase, HarborFleet, HarborFleetProps, HarborNetwork, HarborNetworkProps,
+    LoadBalancerPair, LoadBalancerPairProps, RegistryStorage, StaticIps, StaticIpsProps,
+)
 
 NAME = "existing-data"
 

@@ -10,14 +10,11 @@ from harbor_ha.aws import (
     App, AwsProvider, Eip, InternetGateway, NatGateway, Route, RouteTable, RouteTableAssociation, Subnet,
     TerraformOutput, TerraformStack, Vpc,
 )
-from harbor_ha.constructs.harbor_fleet import HarborFleet, HarborFleetProps
-from harbor_ha.constructs.lb_pair import LoadBalancerPair, LoadBalancerPairProps
-from harbor_ha.constructs.network import HarborNetwork, HarborNetworkProps
-from harbor_ha.constructs.shared_data import SharedData, SharedDataProps
-from harbor_ha.constructs.cache import HarborCacheProps
-from harbor_ha.constructs.database import HarborDatabaseProps
-from harbor_ha.constructs.static_ips import StaticIps, StaticIpsProps
-from harbor_ha.constructs.storage import RegistryStorageProps
+from harbor_ha.constructs import (
+    HarborCacheProps, HarborDatabaseProps, HarborFleet, HarborFleetProps, HarborNetwork,
+    HarborNetworkProps, LoadBalancerPair, LoadBalancerPairProps, RegistryStorageProps, SharedData,
+    SharedDataProps, StaticIps, StaticIpsProps,
+)
 
 NAME = "own-vpc"
 ZONES = ("eu-west-1a", "eu-west-1b")

@@ -7,9 +7,10 @@ Run from this directory: `pipenv run python main.py` (synthesizes into cdktf.out
 """
 
 from harbor_ha.aws import App, AwsProvider, TerraformOutput, TerraformStack
-from harbor_ha.constructs.harbor_node import StandaloneHarborNode, StandaloneHarborNodeProps
-from harbor_ha.constructs.network import HarborNetwork, HarborNetworkProps
-from harbor_ha.constructs.replication import HarborReplication, HarborReplicationProps
+from harbor_ha.constructs import (
+    HarborNetwork, HarborNetworkProps, HarborReplication, HarborReplicationProps,
+    StandaloneHarborNode, StandaloneHarborNodeProps,
+)
 
 NAME = "pair"
 ZONES = ("eu-west-1a", "eu-west-1b")
