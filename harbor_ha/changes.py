@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -135,9 +135,14 @@ def refusals(stack: str, deployed: Mapping[str, Any], settings: HarborHaSettings
     """One line per setting whose change from ``deployed`` (the recorded settings) cannot be applied."""
     lines = []
     for name in SETTING_NAMES:
-        if name not in deployed:
+        if name in deployed:
+            old = deployed[name]
+        elif deployed and name in _PLAIN_DEFAULTS:
+            # Recorded before harbor-ha had this setting: the deployment was made with its default.
+            old = _PLAIN_DEFAULTS[name]
+        else:
             continue
-        old, new = deployed[name], _comparable(getattr(settings, name))
+        new = _comparable(getattr(settings, name))
         if old == new:
             continue
         change = CHANGES[name]
@@ -149,6 +154,10 @@ def refusals(stack: str, deployed: Mapping[str, Any], settings: HarborHaSettings
         elif change.standalone_refused and stack in STANDALONE:
             lines.append(f"{where}: {change.standalone_refused}")
     return lines
+
+
+# The settings whose default is a plain value (not derived from other settings at build time).
+_PLAIN_DEFAULTS = {f.name: f.default for f in fields(HarborHaSettings) if f.default not in (MISSING, None)}
 
 
 def _comparable(value: Any) -> Any:

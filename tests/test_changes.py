@@ -63,6 +63,16 @@ def test_a_new_release_is_refused_on_standalone_harbors(deployed):
     assert "keeps its database on the instance" in line
 
 
+def test_a_setting_newer_than_the_recording_counts_from_its_default(deployed):
+    """A deployment recorded before harbor-ha had ``ami_id`` was made with its default: setting it now is a
+    change like any other (refused on a standalone stack), never silently ignored."""
+    before_the_setting = {name: value for name, value in deployed.items() if name != "ami_id"}
+    image = HarborHaSettings(harbor_version="2.15.1", ami_id="ami-0123456789abcdef0")
+    (line,) = refusals("master-slaves", before_the_setting, image)
+    assert line.startswith('ami_id = "ami-0123456789abcdef0" (deployed: ""): refused on the deployed master-slaves')
+    assert refusals("master-slaves", before_the_setting, HarborHaSettings(harbor_version="2.15.1")) == []
+
+
 def test_settings_are_recorded_beside_the_state(tmp_path):
     settings = HarborHaSettings(harbor_count=3)
     assert recorded(tmp_path, "local", "active-active") == {}
