@@ -81,14 +81,15 @@ def bundle(files: list[WriteFile]) -> bytes:
     return gzip.compress(archive.getvalue(), compresslevel=9, mtime=0)
 
 
-def written_files(user_data: str) -> dict[str, tuple[bytes, int]]:
+def written_files(user_data: str, unpack: bool = True) -> dict[str, tuple[bytes, int]]:
     """Path -> (content, mode) of every file a rendered user-data leaves on the node: what ``write_files``
-    writes and the archive's files, as the node unpacks them."""
+    writes and, with ``unpack`` (default True), the archive's files as the node's first command unpacks them
+    instead of the archive itself."""
     files = {}
     for entry in yaml.safe_load(user_data).get("write_files", []):
         data = entry["content"].encode() if entry.get("encoding") != "b64" else base64.b64decode(entry["content"])
         files[entry["path"]] = (data, int(entry.get("permissions", "0644"), 8))
-    if BUNDLE_PATH in files:
+    if unpack and BUNDLE_PATH in files:
         with tarfile.open(fileobj=io.BytesIO(files.pop(BUNDLE_PATH)[0]), mode="r:gz") as tar:
             for member in tar.getmembers():
                 files["/" + member.name] = (tar.extractfile(member).read(), member.mode)

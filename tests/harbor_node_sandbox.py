@@ -18,7 +18,6 @@ Stand-ins, each named for what it replaces:
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 import subprocess
@@ -29,7 +28,7 @@ from typing import Callable, Mapping
 
 import yaml
 
-from harbor_ha.cloud_init import UNPACK_BUNDLE
+from harbor_ha.cloud_init import UNPACK_BUNDLE, written_files
 from harbor_ha.harbor_config import REDIS_ROOT_CA
 from conftest import PROJECT, REFERENCE, require_tool
 
@@ -51,12 +50,7 @@ class NodeFile:
 def node_files(user_data: str) -> list[NodeFile]:
     """The files a cloud-config's ``write_files`` writes (its archive of the node's programs too, still packed:
     the node's first command unpacks it), decoded."""
-    files = []
-    for entry in yaml.safe_load(user_data).get("write_files", []):
-        content = entry["content"]
-        data = base64.b64decode(content) if entry.get("encoding") == "b64" else content.encode()
-        files.append(NodeFile(entry["path"], data, int(entry.get("permissions", "0644"), 8)))
-    return files
+    return [NodeFile(path, data, mode) for path, (data, mode) in written_files(user_data, unpack=False).items()]
 
 
 def boot_steps(user_data: str) -> list[list[str]]:

@@ -4,7 +4,6 @@ cloud-init's schema must accept the document, and the same files must give the s
 
 from __future__ import annotations
 
-import base64
 import subprocess
 
 import yaml
@@ -61,4 +60,6 @@ def written_files_packed(user_data: str) -> bytes:
     """The archive's bytes, as cloud-init writes them (base64-decoded, mode 0600)."""
     (entry,) = [e for e in yaml.safe_load(user_data)["write_files"] if e["path"] == BUNDLE_PATH]
     assert entry["encoding"] == "b64" and entry["permissions"] == "0600"
-    return base64.b64decode(entry["content"])
+    archive, mode = written_files(user_data, unpack=False)[BUNDLE_PATH]
+    assert mode == 0o600
+    return archive
