@@ -380,7 +380,9 @@ class Roller:
                 raise RollStopped(self.stopped(what, timeout, member, list(rest)))
             time.sleep(self.options.poll_seconds)
 
-    def stopped(self, what: str, timeout: float, member: Member | None, rest: list[Member]) -> str:
+    @staticmethod
+    def stopped(what: str, timeout: float, member: Member | None, rest: list[Member]) -> str:
+        """What a stopped roll says: what it waited for, what is left, how to continue or go back."""
         left = ", ".join(m.name for m in rest) or "none"
         text = f"the roll stopped: waited {timeout:.0f} s for {what}. Not yet changed: {left}."
         if member is not None:

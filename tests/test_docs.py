@@ -68,6 +68,6 @@ def test_the_scale_guide_shows_what_a_stopped_roll_says():
     guide = (DOCS / "scale-and-upgrade.md").read_text()
     [example] = [block for block in re.findall(r"```[a-z]*\n(.*?)```", guide, re.S) if "the roll stopped" in block]
     member = Member("aws_instance.h1", "harbor-aa-harbor-1", "harbor", "replace")
-    said = Roller.stopped(None, "harbor-aa-harbor-1 to report healthy at 2.15.2", RollOptions().health_timeout,
+    said = Roller.stopped("harbor-aa-harbor-1 to report healthy at 2.15.2", RollOptions().health_timeout,
                           member, [Member("aws_instance.h2", "harbor-aa-harbor-2", "harbor", "replace")])
     assert " ".join(example.split()) == f"harbor-ha: {said}"
