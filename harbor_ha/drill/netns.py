@@ -3,8 +3,8 @@ them (the subnet; taking a node's port off the bridge is a cut link), all named 
 the drill process so that parallel drills do not meet and a drill's leftovers are recognisable (a later
 drill removes those of a process that no longer runs, and what still ran inside them).
 
-``listening_socket`` opens a socket inside a namespace from this process (a helper thread enters the
-namespace, binds, and exits; the socket stays in it), so one drill process serves the stand-ins of every
+``tcp_socket`` opens a socket inside a namespace from this process (a helper thread enters the
+namespace, makes it, and exits; the socket stays in it), so one drill process serves the stand-ins of every
 node. ``Relay`` forwards connections made inside a namespace to an address of this process's own namespace:
 it stands in for the route from a node to the EC2 API endpoint, here the local emulator on loopback.
 """
@@ -126,19 +126,23 @@ def in_namespace(namespace: str, function):
     return made["result"]
 
 
+def tcp_socket(namespace: str) -> socket.socket:
+    """A new TCP socket of ``namespace`` (a socket belongs to the namespace it was made in, whichever thread
+    uses it later)."""
+    return in_namespace(namespace, lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+
+
 def listening_socket(namespace: str, host: str, port: int) -> socket.socket:
     """A TCP socket listening on ``host:port`` inside ``namespace``."""
-    def bind() -> socket.socket:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = tcp_socket(namespace)
+    try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
         sock.listen(64)
-        return sock
-
-    try:
-        return in_namespace(namespace, bind)
     except OSError as error:
+        sock.close()
         raise DrillSetupError(f"cannot listen on {host}:{port} in {namespace}: {error}") from None
+    return sock
 
 
 class Relay:
