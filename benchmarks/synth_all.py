@@ -21,6 +21,7 @@ import argparse
 import importlib.util
 import inspect
 import json
+import os
 import sys
 import typing
 
@@ -117,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         "provider_classes": len(classes),
         "class_modules": sorted({cls.__module__.split(".", 1)[1] for cls in classes}),
         "modules": sorted(name for name in sys.modules if name.startswith("cdktf_cdktf_provider_aws.")),
+        "jsii_node": os.environ.get("JSII_NODE"),
     }))
     return 0
 

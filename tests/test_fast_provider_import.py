@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,7 @@ def _synth(mode: str, outdir: Path, node_report: Path) -> dict:
     assert done.returncode == 0, f"{mode} synth failed:\n{done.stderr[-4000:]}"
     report = json.loads(done.stdout.strip().splitlines()[-1])
     report["modules"] = set(report["modules"])
+    report["stderr"] = done.stderr
     report["node"] = json.loads(node_report.read_text()) if node_report.exists() else None
     return report
 
@@ -87,6 +89,21 @@ def test_fast_mode_node_process_loads_only_the_javascript_of_the_named_modules(r
     loaded = {re.sub(r"(?=[A-Z])", "_", name).lower() for name in fast["node"]["loaded"]}
     assert loaded and loaded <= set(fast["class_modules"]), sorted(loaded - set(fast["class_modules"]))
     assert eager["node"] is None
+
+
+def test_jsiis_node_runs_its_interpreter_alone(runs):
+    """harbor_ha/node/jsii-node is the node jsii starts, in both modes (the benchmark compares the imports
+    alone), and its options reach jsii's kernel process without a warning from V8."""
+    for mode in MODES:
+        assert runs[mode][0]["jsii_node"] == str(PROJECT / "harbor_ha" / "node" / "jsii-node"), mode
+    assert {"--jitless", "--single-threaded", "--no-expose-wasm"} <= set(runs["fast"][0]["node"]["execArgv"])
+    assert "conflicting flags" not in runs["fast"][0]["stderr"], runs["fast"][0]["stderr"]
+    env = {k: v for k, v in os.environ.items() if k != "HARBOR_HA_EAGER_PROVIDER"}
+    shown = "import harbor_ha.aws, os; print(os.environ['JSII_NODE'])"
+    own = shutil.which("node")
+    done = subprocess.run([sys.executable, "-c", shown], env={**env, "JSII_NODE": own}, cwd=PROJECT,
+                          capture_output=True, text=True, timeout=300, check=True)
+    assert done.stdout.strip() == own, "the user's own node is kept"
 
 
 def _resource_modules(modules: set[str]) -> set[str]:

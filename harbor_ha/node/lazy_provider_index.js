@@ -24,7 +24,8 @@ const BOILERPLATE = [
   /^exports\.\w+( = exports\.\w+)* = void 0;$/,
 ];
 
-const report = { package: PACKAGE, roots: 0, modules: 0, loaded: [] };
+// execArgv: the options this node process runs with (harbor_ha/node/jsii-node's among them).
+const report = { package: PACKAGE, roots: 0, modules: 0, loaded: [], execArgv: process.execArgv };
 
 function packageNameOf(indexFile) {
   try {
