@@ -182,3 +182,15 @@ def synthesized_stacks(tmp_path_factory) -> dict[tuple[str, str], Path]:
         for stack in json.loads(done.stdout.splitlines()[-1])["stacks"]:
             files[(target, stack)] = root / target / "stacks" / stack / "cdk.tf.json"
     return files
+
+
+def _allowed_seconds(item: pytest.Item) -> float:
+    marker = item.get_closest_marker("timeout")
+    return float(marker.args[0]) if marker and marker.args else 0.0
+
+
+def pytest_collection_modifyitems(config, items):
+    """The longest tests first, by the time each is allowed (its timeout marker), the rest in file order: the
+    four workers (scripts/test) take work in this order, so a deploy of many minutes collected late in the
+    alphabet would otherwise start when the others are nearly done and hold the run up alone."""
+    items.sort(key=lambda item: -_allowed_seconds(item))
