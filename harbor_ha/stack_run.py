@@ -57,7 +57,13 @@ def _aws_account(region: str) -> str:
     import botocore.exceptions
 
     try:
-        return boto3.client("sts", region_name=region).get_caller_identity()["Account"]
+        # A session of its own: boto3's default one keeps the credentials it resolved first, and the
+        # environment may have changed since (a library user's process, or tests).
+        return boto3.session.Session().client("sts", region_name=region).get_caller_identity()["Account"]
+    except botocore.exceptions.EndpointConnectionError as error:
+        raise DeployError(f"target 'aws': AWS cannot be reached from here ({error}). Check the network, DNS "
+                          "and any proxy (HTTPS_PROXY), or deploy on the local emulator with target 'local' "
+                          "(HARBOR_HA_TARGET=local).") from None
     except (botocore.exceptions.NoCredentialsError, botocore.exceptions.PartialCredentialsError,
             botocore.exceptions.ProfileNotFound, botocore.exceptions.TokenRetrievalError,
             botocore.exceptions.SSOError, botocore.exceptions.ClientError) as error:

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import boto3
 import pytest
 
 from conftest import PROJECT
@@ -40,18 +41,38 @@ def test_unknown_stack_is_a_usage_error(project, capsys):
     assert "invalid choice" in capsys.readouterr().err
 
 
-def test_aws_without_credentials_says_how_to_get_them(project, monkeypatch, capsys):
+def _aws_target_without_credentials(project, monkeypatch) -> None:
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(project / "none"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(project / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("HARBOR_HA_TARGET", "aws")
+
+
+def test_aws_without_credentials_says_how_to_get_them(project, monkeypatch, capsys):
+    # boto3's default session, made while credentials were set (earlier in this process), keeps them.
+    with monkeypatch.context() as earlier:
+        earlier.setenv("AWS_ACCESS_KEY_ID", "earlier")
+        earlier.setenv("AWS_SECRET_ACCESS_KEY", "earlier")
+        boto3.client("sts", region_name="us-east-1")
+    _aws_target_without_credentials(project, monkeypatch)
     assert main(["up", "active-active"]) == 2
     captured = capsys.readouterr()
     for hint in ("aws configure", "AWS_PROFILE", "aws sso login", "target 'local'"):
         assert hint in captured.err
     assert "deploying" not in captured.out  # nothing was started
+
+
+def test_aws_out_of_reach_says_what_to_check(project, monkeypatch, capsys):
+    _aws_target_without_credentials(project, monkeypatch)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "example")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9")  # nothing listens there
+    assert main(["up", "active-active"]) == 1
+    captured = capsys.readouterr()
+    assert "AWS cannot be reached from here" in captured.err and "HTTPS_PROXY" in captured.err
+    assert "Traceback" not in captured.err and "deploying" not in captured.out
 
 
 def test_env_prints_the_offline_terraform_config(project, capsys):
