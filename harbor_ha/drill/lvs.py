@@ -28,7 +28,7 @@ REAL_SERVER_BASE = 20  # the Harbor servers in the guest: 192.0.2.20, .21, ...
 # Modules the director needs; nft and IPVS load further ones on demand through the wrapper. crc32c_generic
 # first: libcrc32c (for conntrack and nf_tables) asks the crypto API for it by an alias busybox cannot resolve.
 MODULES = ("crc32c_generic", "ip_vs", "ip_vs_wlc", "nf_conntrack", "nf_tables", "nft_nat", "nft_chain_nat", "veth", "bridge")
-CLIENTS = [f"192.0.2.{100 + n}" for n in range(14)]
+CLIENTS = [f"192.0.2.{100 + n}" for n in range(16)]
 # The one substitution besides addresses: the guest's CPU is emulated, about ten times slower than a VM's, and
 # one check-harbor-health run (sh, curl's TLS, grep) there takes 1-4 s of the stack's 5 s misc_timeout when
 # the four checks of two servers run at once. A healthy server must not count as failed for being emulated;
