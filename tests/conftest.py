@@ -189,8 +189,29 @@ def _allowed_seconds(item: pytest.Item) -> float:
     return float(marker.args[0]) if marker and marker.args else 0.0
 
 
+# A test allowed this long is a deploy or a boot of many minutes (its timeout marker); the rest take seconds.
+LONG_SECONDS = 1000
+
+
 def pytest_collection_modifyitems(config, items):
-    """The longest tests first, by the time each is allowed (its timeout marker), the rest in file order: the
-    four workers (scripts/test) take work in this order, so a deploy of many minutes collected late in the
-    alphabet would otherwise start when the others are nearly done and hold the run up alone."""
-    items.sort(key=lambda item: -_allowed_seconds(item))
+    """An order that keeps CI's four workers (scripts/test) evenly busy. xdist (--dist loadgroup) hands out the
+    groups first (xdist_group: the installer's node boots, the drills), then the tests in this order, and
+    queues one more test behind the one each worker runs: a long test queued behind another long one waits
+    for it (the interrupt e2e waited 29 minutes behind the rolling e2e). So: the longest tests, one per
+    worker the groups leave free, then quick ones to be queued behind them, then each remaining long test
+    followed by a quick one, then the rest."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    groups = {mark.args[0] for item in items for mark in item.iter_markers("xdist_group")}
+    longest_first = sorted(items, key=lambda item: -_allowed_seconds(item))
+    long = [item for item in longest_first
+            if _allowed_seconds(item) >= LONG_SECONDS and not item.get_closest_marker("xdist_group")]
+    chosen = set(long)
+    quick = [item for item in longest_first if item not in chosen][::-1]  # the unmarked ones first
+    free = max(workers - len(groups), 1)
+    ordered = long[:free] + quick[:free]
+    rest = quick[free:]
+    for item in long[free:]:
+        ordered.append(item)
+        if rest:
+            ordered.append(rest.pop(0))
+    items[:] = ordered + rest[::-1]
