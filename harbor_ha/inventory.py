@@ -35,7 +35,10 @@ EC2_LISTS = {
     "aws_nat_gateway": ("describe_nat_gateways", "NatGateways", "NatGatewayId"),
     "aws_vpc_endpoint": ("describe_vpc_endpoints", "VpcEndpoints", "VpcEndpointId"),
     "aws_ebs_volume": ("describe_volumes", "Volumes", "VolumeId"),
+    "aws_flow_log": ("describe_flow_logs", "FlowLogs", "FlowLogId"),
 }
+# The calls that name their filters in the singular.
+SINGULAR_FILTER = ("aws_nat_gateway", "aws_flow_log")
 # What EC2 lists for a while after its deletion.
 EC2_KEPT = {("aws_instance", "terminated"): "a terminated instance stays listed for about an hour",
             ("aws_instance", "shutting-down"): "terminating",
@@ -96,7 +99,7 @@ class Inventory:
                 {"Name": f"tag:{STACK_TAG_KEY}", "Values": [self.stack]}]
         roots = set()
         for kind, (call, items, key) in EC2_LISTS.items():
-            filters = "Filter" if kind == "aws_nat_gateway" else "Filters"  # as DescribeNatGateways names it
+            filters = "Filter" if kind in SINGULAR_FILTER else "Filters"
             listed = getattr(ec2, call)(**{filters: ours})[items]
             if kind == "aws_instance":
                 listed = [i for r in listed for i in r["Instances"]]

@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 from typing import Callable
 
+from harbor_ha.attached_orphans import planned_matches, unsaved_attached
 from harbor_ha.inventory import EC2_LISTS, Found, stack_inventory
 from harbor_ha.stack_run import DeployError
-from harbor_ha.verify import state_resources
+from harbor_ha.verify import Live, state_resources
 
 # Per Terraform type: the configuration attributes whose literal value is the inventory's key, first found wins.
 CONFIG_KEYS = {
@@ -58,9 +59,9 @@ def _known_ids(state: dict) -> tuple[set[str], set[str]]:
     return ids, addresses
 
 
-def orphans(run) -> list[Found]:
-    """Live resources of ``run``'s stack (not kept-after-deletion ones) that its state does not hold."""
-    ids, _ = _known_ids(run.state())
+def orphans(run, state: dict) -> list[Found]:
+    """Live resources of ``run``'s stack (not kept-after-deletion ones) that its ``state`` does not hold."""
+    ids, _ = _known_ids(state)
     return [f for f in stack_inventory(run).all()
             if not (f.kept or f.made_by_node) and f"{f.kind} {f.import_id}" not in ids and f.arn not in ids]
 
@@ -86,40 +87,67 @@ IMPORTS_FILE = "harbor-ha-imports.tf.json"
 
 def adopt_orphans(run, report: Callable[[str], None] = print) -> list[Found]:
     """Import the stack's orphans that match one resource of its configuration; report every orphan. Returns
-    the orphans left unmatched (named in the report with how to import or delete them).
+    the named orphans left unmatched (named in the report with how to import or delete them).
 
     The imported resources are applied alone, before the caller's apply or destroy: an imported database or
     cache often differs from its configuration, and values other resources read from it (user-data holds its
-    endpoint) change when it is updated, which Terraform refuses within one apply ("inconsistent final plan")."""
+    endpoint) change when it is updated, which Terraform refuses within one apply ("inconsistent final plan").
+    The rules, routes and associations of the groups and tables then in the state follow
+    (``harbor_ha.attached_orphans``)."""
     state = run.state()
-    left = orphans(run)
-    if not left:
-        return []
-    report(f"harbor-ha: {len(left)} resources of stack {run.stack} exist in the target but not in its state "
-           "(an earlier apply or destroy was cut short); importing them:")
-    addresses = _unmanaged_addresses(run, state)
-    unmatched, imports = [], []
-    for orphan in left:
-        candidates = addresses.get((orphan.kind, orphan.key), [])
-        if len(candidates) != 1:
-            unmatched.append(orphan)
-            continue
-        addresses.pop((orphan.kind, orphan.key))
-        imports.append({"to": candidates[0], "id": orphan.import_id})
-        report(f"  importing {orphan.describe()} as {candidates[0]}")
-    if imports:
-        blocks = run.workdir / IMPORTS_FILE
-        blocks.write_text(json.dumps({"import": imports}, indent=2))
-        try:
-            run.terraform("apply", skip_plan=True, target=[block["to"] for block in imports])
-        finally:
-            blocks.unlink()
-        report(f"harbor-ha: imported {len(imports)} resources and brought them in line with the configuration")
-    for orphan in unmatched:
-        report(f"  not imported, {orphan.describe()}: it matches no single resource of the configuration; import "
-               f"it with 'terraform -chdir={run.workdir} import <address> {orphan.import_id}' or delete it "
-               f"(AWS console or CLI, region {orphan.region})")
+    left = orphans(run, state)
+    unmatched = []
+    if left:
+        report(f"harbor-ha: {len(left)} resources of stack {run.stack} exist in the target but not in its state "
+               "(an earlier apply or destroy was cut short); importing them:")
+        addresses = _unmanaged_addresses(run, state)
+        imports = []
+        for orphan in left:
+            candidates = addresses.get((orphan.kind, orphan.key), [])
+            if len(candidates) != 1:
+                unmatched.append(orphan)
+                continue
+            addresses.pop((orphan.kind, orphan.key))
+            imports.append({"to": candidates[0], "id": orphan.import_id})
+            report(f"  importing {orphan.describe()} as {candidates[0]}")
+        if imports:
+            _apply_imports(run, imports, report)
+            state = run.state()
+        for orphan in unmatched:
+            report(f"  not imported, {orphan.describe()}: it matches no single resource of the configuration; "
+                   f"import it with 'terraform -chdir={run.workdir} import <address> {orphan.import_id}' or "
+                   f"delete it (AWS console or CLI, region {orphan.region})")
+    _adopt_attached(run, state, report)
     return unmatched
+
+
+def _adopt_attached(run, state: dict, report: Callable[[str], None]) -> None:
+    unsaved = unsaved_attached(Live(run.target), state)
+    if not unsaved:
+        return
+    report(f"harbor-ha: {len(unsaved)} security group rules, routes or route table associations of stack "
+           f"{run.stack} exist in the target but not in its state; importing those its configuration makes:")
+    imports = planned_matches(run, unsaved)
+    for block in imports:
+        report(f"  importing {block['id']} as {block['to']}")
+    if imports:
+        _apply_imports(run, imports, report)
+    imported = {block["id"] for block in imports}
+    for attached in unsaved:
+        if attached.import_id not in imported:
+            report(f"  not imported, {attached.kind} {attached.import_id}: the configuration makes no such "
+                   f"{attached.kind}; delete it if nothing else needs it, or import it with "
+                   f"'terraform -chdir={run.workdir} import <address> {attached.import_id}'")
+
+
+def _apply_imports(run, imports: list[dict], report: Callable[[str], None]) -> None:
+    blocks = run.workdir / IMPORTS_FILE
+    blocks.write_text(json.dumps({"import": imports}, indent=2))
+    try:
+        run.terraform("apply", skip_plan=True, target=[block["to"] for block in imports])
+    finally:
+        blocks.unlink()
+    report(f"harbor-ha: imported {len(imports)} resources and brought them in line with the configuration")
 
 
 def before_apply(run) -> None:

@@ -75,7 +75,8 @@ def state_resources(state: dict) -> list[dict]:
     return found
 
 
-def _region(values: dict, default: str) -> str:
+def resource_region(values: dict, default: str) -> str:
+    """The region of a resource of the state: its own attribute, its ARN's, or ``default``."""
     arn = values.get("arn") or ""
     parts = arn.split(":")
     return values.get("region") or (parts[3] if len(parts) > 3 and parts[3] else default)
@@ -110,7 +111,7 @@ def _instances(live: Live, ids: list[str], region: str) -> dict[str, dict]:
 
 def check_instance(values: dict, live: Live, by_type: dict, zones: tuple) -> list[Check]:
     instance_id = values["id"]
-    region = _region(values, live.target.region)
+    region = resource_region(values, live.target.region)
     instance = _instances(live, [instance_id], region)[instance_id]
     zone = instance["Placement"]["AvailabilityZone"]
     state = instance["State"]["Name"]
@@ -162,7 +163,7 @@ def _allocation_region(by_type: dict, allocation: str, default: str) -> str:
         if values.get("allocation_id") != allocation:
             continue
         if (values.get("arn") or "").count(":") > 3:
-            return _region(values, default)
+            return resource_region(values, default)
         for instance in by_type.get("aws_instance", []):
             if instance.get("id") == values.get("instance") and instance.get("availability_zone"):
                 return instance["availability_zone"][:-1]
@@ -195,7 +196,7 @@ def same_role(instance_id: str, by_type: dict) -> set[str]:
 
 def check_db_instance(values: dict, live: Live, by_type: dict, zones: tuple) -> list[Check]:
     name = values["identifier"]
-    db = live("rds", _region(values, live.target.region)).describe_db_instances(
+    db = live("rds", resource_region(values, live.target.region)).describe_db_instances(
         DBInstanceIdentifier=name)["DBInstances"][0]
     return [
         Check(db["DBInstanceStatus"] == "available", f"database {name} is available ({db['DBInstanceStatus']})"),
@@ -206,7 +207,7 @@ def check_db_instance(values: dict, live: Live, by_type: dict, zones: tuple) -> 
 
 def check_replication_group(values: dict, live: Live, by_type: dict, zones: tuple) -> list[Check]:
     name = values["id"]
-    group = live("elasticache", _region(values, live.target.region)).describe_replication_groups(
+    group = live("elasticache", resource_region(values, live.target.region)).describe_replication_groups(
         ReplicationGroupId=name)["ReplicationGroups"][0]
     return [
         Check(group["Status"] == "available", f"Redis replication group {name} is available ({group['Status']})"),
@@ -217,7 +218,7 @@ def check_replication_group(values: dict, live: Live, by_type: dict, zones: tupl
 
 def check_bucket(values: dict, live: Live, by_type: dict, zones: tuple) -> list[Check]:
     bucket = values["bucket"]
-    s3 = live("s3", _region(values, live.target.region))
+    s3 = live("s3", resource_region(values, live.target.region))
     status = s3.get_bucket_versioning(Bucket=bucket).get("Status", "never enabled")
     try:
         rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
@@ -265,7 +266,7 @@ def check_security_group(values: dict, live: Live, by_type: dict, zones: tuple) 
             for source in (rule.get("cidr_blocks") or []) + [rule.get("source_security_group_id")]:
                 if source:
                     declared.add(_rule_key(rule["protocol"], rule["from_port"], rule["to_port"], source))
-    group = live("ec2", _region(values, live.target.region)).describe_security_groups(
+    group = live("ec2", resource_region(values, live.target.region)).describe_security_groups(
         GroupIds=[group_id])["SecurityGroups"][0]
     actual = set()
     for permission in group.get("IpPermissions", []):

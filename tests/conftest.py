@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -108,6 +109,31 @@ def image_buckets(doc: dict) -> dict:
     """The S3 buckets of a synthesized stack but the log buckets (``<name>-logs-...``), by name."""
     return {name: bucket for name, bucket in resources(doc, "aws_s3_bucket").items()
             if "-logs-" not in bucket.get("bucket_prefix", "")}
+
+
+MOCK_REGION = "us-east-1"
+
+
+class MotoClients:
+    """Stands for ``harbor_ha.verify.Live``: boto3 clients of moto's in-process mock, and its target's region."""
+
+    target = SimpleNamespace(region=MOCK_REGION)
+
+    def __call__(self, service: str, region: str | None = None):
+        import boto3
+
+        return boto3.client(service, region_name=region or MOCK_REGION)
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    """``MotoClients`` inside moto's in-process mock of AWS."""
+    from moto import mock_aws
+
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    with mock_aws():
+        yield MotoClients()
 
 
 @pytest.fixture(scope="module")

@@ -3,33 +3,13 @@ stacks and deployments, and what it names as kept by AWS after a delete."""
 
 from __future__ import annotations
 
-import boto3
-import pytest
-from moto import mock_aws
-
 from harbor_ha.inventory import Inventory
-
-REGION = "us-east-1"
-
-
-class MotoClients:
-    """Stands for ``harbor_ha.verify.Live``: boto3 clients, here of moto's in-process mock."""
-
-    def __call__(self, service: str, region: str | None = None):
-        return boto3.client(service, region_name=region or REGION)
+from conftest import MOCK_REGION as REGION
 
 
 def _tags(stack: str = "active-standby", deployment: str = "harbor", name: str = "n") -> list[dict]:
     return [{"Key": "harbor-ha:deployment", "Value": deployment}, {"Key": "harbor-ha:stack", "Value": stack},
             {"Key": "Name", "Value": name}]
-
-
-@pytest.fixture
-def aws(monkeypatch):
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(key, "testing")
-    with mock_aws():
-        yield MotoClients()
 
 
 def _inventory(live) -> Inventory:
