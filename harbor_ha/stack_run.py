@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import time
 from pathlib import Path
 
 from python_terraform import IsFlagged, Terraform
@@ -160,13 +162,40 @@ class StackRun:
 
     def _progress(self) -> str:
         """How far the stack got: resources in its state file against resources in the synthesized stack."""
-        state = _read_json(terraform_state_dir(self.project_dir, self.settings.target) / f"{self.stack}.tfstate")
+        state = _read_json(self.state_file)
         saved = sum(len(r.get("instances", [])) for r in state.get("resources", []) if r.get("mode") == "managed")
         planned = sum(len(named) for named in _read_json(self.workdir / "cdk.tf.json").get("resource", {}).values())
         return f"{saved} of {planned or '?'} resources in its state"
 
+    @property
+    def state_file(self) -> Path:
+        return terraform_state_dir(self.project_dir, self.settings.target) / f"{self.stack}.tfstate"
+
     def init(self) -> None:
+        self._set_aside_a_cut_short_state()
         self.terraform("init", stream=False)
+
+    def _set_aside_a_cut_short_state(self) -> None:
+        """A terraform killed while it wrote the state file leaves the file cut short (the local backend writes
+        it in place) and every later terraform run stops on it. Keep it aside and put back terraform's backup of
+        the state before that run (none after a first apply: no state); what the run made since is imported by
+        ``harbor_ha.recovery`` like any other orphan."""
+        try:
+            text = self.state_file.read_text()
+        except FileNotFoundError:
+            return
+        if not text.strip() or "version" in _json_object(text):
+            return
+        aside = self.state_file.with_name(f"{self.state_file.name}.cut-short-{time.strftime('%Y%m%dT%H%M%S')}")
+        self.state_file.rename(aside)
+        backup = self.state_file.with_name(f"{self.state_file.name}.backup")
+        restored = backup.is_file() and "version" in _json_object(backup.read_text())
+        if restored:
+            shutil.copyfile(backup, self.state_file)
+        print(f"harbor-ha: the state of stack {self.stack} was cut short while terraform wrote it (kept as "
+              f"{aside}); " + ("put back terraform's backup of the state before that run" if restored else
+                               "no earlier state to put back (it was the stack's first apply)")
+              + "; what that run made is imported next")
 
     def ready(self) -> "StackRun":
         """Synthesize and init unless an earlier run did: enough for reading state and outputs."""
@@ -189,9 +218,18 @@ class StackRun:
 
 def _read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        return _json_object(path.read_text())
+    except OSError:
         return {}
+
+
+def _json_object(text: str) -> dict:
+    """``text`` as a JSON object, or ``{}`` when it is not one (cut short, empty)."""
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 class _CommandLine(Terraform):

@@ -1,5 +1,6 @@
 """Recovery's matching of what the target holds to the stack's configuration and state, on recorded
-documents: Terraform's unique name suffixes, per-type ids, and the refusal to rename what holds data."""
+documents: Terraform's unique name suffixes, per-type ids, the refusal to rename what holds data, and a state
+file a kill cut short."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harbor_ha.stack_run import DeployError
+from harbor_ha.settings import HarborHaSettings
+from harbor_ha.stack_run import DeployError, StackRun
 from harbor_ha.inventory import name_prefix_of
 from harbor_ha.recovery import _known_ids, _unmanaged_addresses, refuse_renaming_data
 
@@ -74,3 +76,23 @@ def test_renaming_a_deployed_database_is_refused_before_any_change(tmp_path):
         refuse_renaming_data(earlier)
     assert "aws_db_instance 'harbor-registry' (now named 'harbor-as-registry')" in str(refused.value)
     assert "aws_s3_bucket 'harbor-registry-'" in str(refused.value) and "nothing was changed" in str(refused.value)
+
+
+def test_a_state_file_cut_short_is_kept_aside_and_the_backup_put_back(tmp_path, capsys):
+    run = StackRun("active-standby", HarborHaSettings(), project_dir=tmp_path)
+    run.state_file.parent.mkdir(parents=True)
+    run.state_file.write_text('{\n  "version": 4,\n  "resources": [{"mode": "managed", "ty')
+    backup = run.state_file.with_name(run.state_file.name + ".backup")
+    backup.write_text('{"version": 4, "serial": 3, "resources": []}')
+    run._set_aside_a_cut_short_state()
+    assert run.state_file.read_text() == backup.read_text()
+    (aside,) = run.state_file.parent.glob("active-standby.tfstate.cut-short-*")
+    assert aside.read_text().endswith('"ty')
+    assert "was cut short while terraform wrote it" in capsys.readouterr().out
+
+    run._set_aside_a_cut_short_state()  # a whole state is left alone
+    assert run.state_file.read_text() == backup.read_text()
+    backup.unlink()
+    run.state_file.write_text('{"version": 4, "resou')
+    run._set_aside_a_cut_short_state()
+    assert not run.state_file.exists() and "no earlier state to put back" in capsys.readouterr().out
