@@ -168,6 +168,6 @@ def test_a_guest_that_overruns_is_killed():
     guest = qemu.build()
     with tempfile.TemporaryDirectory(prefix="harbor-ha-lvs-overrun-") as share:
         Path(share, "run.sh").write_text("sleep 600\n")
-        booted = qemu.run(guest, Path(share), timeout=15)
+        booted = qemu.run(guest, Path(share), timeout=5)
         assert booted.returncode == -signal.SIGKILL and "time is up" in booted.stdout
         assert processes_naming(share) == []

@@ -1,30 +1,33 @@
-"""End to end on the local AWS target, for every stack whose module exists: deploy (once after a failed apply),
-verify, idempotency, a keepalived-style failover, verify catching changes made behind its back, and a
-destroy that leaves nothing behind. One fresh emulator per module, state in a temporary directory."""
+"""End to end on the local AWS target, with the harbor-ha command as an operator runs it: the four stacks of
+one deployment (default settings, name ``harbor``) live on one emulator at once. One deploy follows a failed
+apply. Each stack then verifies, holds no plaintext secret in its Terraform state, plans empty, survives a
+keepalived-style failover of its VIP (the plan stays empty) and has verify catch a change made behind its back.
+The stacks go one by one: after each ``down`` every remaining stack still verifies and plans empty, the target
+holds nothing of the destroyed one but what AWS keeps, and at the end nothing at all.
+
+One deployment of each stack for all of it: an apply costs minutes of CI, and four stacks side by side are the
+case that shows no stack takes a name of another (they used to collide on the database, the cache subnet group
+and KMS aliases)."""
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
-import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from harbor_ha import deploy
-from harbor_ha.stack_run import DeployError, StackRun
-from harbor_ha.stacks import STACK_CLASSES
+from harbor_ha.attached_orphans import unsaved_attached
+from harbor_ha.inventory import stack_inventory
+from harbor_ha.settings import STACK_NAMES
+from harbor_ha.stack_run import StackRun
 from harbor_ha.target import terraform_state_dir
-from harbor_ha.verify import resources_by_type, same_role, state_resources, verify, vip_associations, vip_holder
-from e2e_helpers import client, emulated_project, use_project
+from harbor_ha.verify import Live, resources_by_type, same_role, state_resources, vip_associations, vip_holder
+from e2e_helpers import client, emulated_project, outputs, run, start, use_project, wait_for_line
 from secret_scan import find_secrets, state_without_the_redis_token
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3600)]
 
-AVAILABLE = [name for name, target in STACK_CLASSES.items()
-             if importlib.util.find_spec(target.split(":")[0]) is not None]
-# Deploy time budget of one stack on the local target (RDS waiters ~80 s, S3 lifecycle ~55 s).
-DEPLOY_BUDGET_S = 240
 # The failed-then-re-run apply is shown once, on the stack without a database (RDS waiters make it slow).
 FAILED_APPLY_STACK = "master-slaves"
 # Stacks whose VIP keepalived moves between two nodes.
@@ -37,14 +40,10 @@ def project(tmp_path_factory):
         yield project
 
 
-@pytest.fixture(autouse=True)
-def _on_the_project(project, monkeypatch):
-    use_project(monkeypatch, project)
-
-
 def _take_a_kms_alias(root, stack: str, kms) -> str:
     """Make the next apply fail part-way: take the name of one of the stack's KMS aliases."""
-    doc = json.loads((root / "cdktf.out" / "stacks" / stack / "cdk.tf.json").read_text())
+    workdir = StackRun(stack, project_dir=root).synth()
+    doc = json.loads((workdir / "cdk.tf.json").read_text())
     names = [r["name"] for r in doc.get("resource", {}).get("aws_kms_alias", {}).values()
              if isinstance(r.get("name"), str) and "${" not in r["name"]]
     assert names, f"{stack} has no KMS alias with a fixed name to collide with"
@@ -52,11 +51,11 @@ def _take_a_kms_alias(root, stack: str, kms) -> str:
     return names[-1]
 
 
-def _secrets_in_state(root, stack: str, endpoint: str, outputs: dict) -> list[str]:
+def _secrets_in_state(root, stack: str, endpoint: str, stack_outputs: dict) -> list[str]:
     """Plaintext secrets in the stack's Terraform state, by pattern and by every secret value the emulator
     holds, apart from the Redis token (marked sensitive, the one secret AWS leaves no other way to hold)."""
     state = json.loads((terraform_state_dir(root, "local") / f"{stack}.tfstate").read_text())
-    redis = [outputs["redis_auth_secret_arn"]] if "redis_auth_secret_arn" in outputs else []
+    redis = [stack_outputs["redis_auth_secret_arn"]] if "redis_auth_secret_arn" in stack_outputs else []
     known, tokens = [], []
     for region in ("us-east-1", "us-west-2"):
         secrets = client(endpoint, "secretsmanager", region)
@@ -98,46 +97,77 @@ def _nothing_left(endpoint: str) -> list[str]:
     return left
 
 
-@pytest.mark.parametrize("stack", AVAILABLE)
-def test_stack_lifecycle(stack, project):
-    root, endpoint = project
-    timings: dict[str, float] = {}
+def _succeeds(root, endpoint: str, *args: str) -> str:
+    code, out, err = run(root, endpoint, *args)
+    assert code == 0, f"harbor-ha {' '.join(args)}:\n{out[-4000:]}{err}"
+    return out
 
-    def timed(step, call, *args, **kwargs):
-        start = time.monotonic()
-        try:
-            return call(stack, *args, project_dir=root, **kwargs)
-        finally:
-            timings[step] = round(time.monotonic() - start, 1)
 
-    if stack == FAILED_APPLY_STACK:
-        kms = client(endpoint, "kms")
-        StackRun(stack, project_dir=root).synth()
-        taken = _take_a_kms_alias(root, stack, kms)
-        with pytest.raises(DeployError):
-            timed("failed apply", deploy.deploy)
-        kms.delete_alias(AliasName=taken)
-    outputs = timed("deploy", deploy.deploy)
-    assert timings["deploy"] < DEPLOY_BUDGET_S
-    assert outputs
+def _deploy_side_by_side(root, endpoint: str) -> None:
+    """``harbor-ha up`` of every stack, the applies overlapping; the first up of FAILED_APPLY_STACK fails on a
+    taken KMS alias and its next up completes."""
+    kms = client(endpoint, "kms")
+    taken = _take_a_kms_alias(root, FAILED_APPLY_STACK, kms)
+    ups = {}
+    for stack in STACK_NAMES:
+        ups[stack] = start(root, endpoint, "up", stack)
+        # Synth and init one at a time (terraform's plugin cache is not safe for concurrent inits); applies overlap.
+        wait_for_line(root / f"up-{stack}.out", f"apply {stack}: planned ")
+    assert ups[FAILED_APPLY_STACK].wait(timeout=900) == 1
+    out, err = outputs(root, "up", FAILED_APPLY_STACK)
+    assert "AlreadyExists" in out + err and "Traceback" not in err, out[-4000:] + err
+    kms.delete_alias(AliasName=taken)
+    ups[FAILED_APPLY_STACK] = start(root, endpoint, "up", FAILED_APPLY_STACK)
+    for stack, up in ups.items():
+        up.wait(timeout=1800)
+        out, err = outputs(root, "up", stack)
+        assert up.returncode == 0, f"{stack}:\n{out[-4000:]}{err}"
 
-    assert all(c.ok for c in timed("verify", verify)), "verify failed on a fresh deployment"
-    assert _secrets_in_state(root, stack, endpoint, outputs) == [], "a plaintext secret in the Terraform state"
-    assert timed("plan", deploy.plan_is_empty, stream=True), "a plan right after apply wants changes"
 
-    state = StackRun(stack, project_dir=root).ready().state()
+def _a_deployed_stack_holds(root, endpoint: str, stack: str) -> None:
+    """What one deployed stack must hold, from verify to a failover and a change behind its back."""
+    _succeeds(root, endpoint, "verify", stack)
+    stack_run = StackRun(stack, project_dir=root, stream=False).ready()
+    assert _secrets_in_state(root, stack, endpoint, stack_run.outputs()) == [], "a plaintext secret in the state"
+    _succeeds(root, endpoint, "plan", stack)  # exit 0: no changes, 2: changes
+    state = stack_run.state()
+    assert unsaved_attached(Live(stack_run.target), state) == [], "a rule or route the state lacks"
     if stack in VIP_STACKS:
         assert _failover(endpoint, state), "a VIP stack has a VIP to move"
-        assert timed("plan after failover", deploy.plan_is_empty, stream=True), "terraform wants the VIP back after a failover"
-        assert all(c.ok for c in verify(stack, project_dir=root)), "verify fails after a failover"
-
+        _succeeds(root, endpoint, "plan", stack)  # terraform must not want the VIP back
+        _succeeds(root, endpoint, "verify", stack)
+    s3 = client(endpoint, "s3")
     buckets = [r["values"]["bucket"] for r in state_resources(state) if r["type"] == "aws_s3_bucket"]
-    for bucket in buckets:
-        client(endpoint, "s3").put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
-    if buckets:
-        failed = [c.what for c in verify(stack, project_dir=root) if not c.ok]
-        assert any("versioned" in what for what in failed), failed
+    for status in ("Suspended", "Enabled"):
+        for bucket in buckets:
+            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": status})
+        code, out, err = run(root, endpoint, "verify", stack)
+        if status == "Suspended" and buckets:
+            assert code != 0 and "versioned" in out + err, f"verify misses a bucket's versioning:\n{out}{err}"
+    assert code == 0, f"verify after versioning was restored:\n{out}{err}"
 
-    timed("destroy", deploy.destroy)
+
+def _in_parallel(check, stacks) -> None:
+    with ThreadPoolExecutor(max_workers=len(stacks) or 1) as pool:
+        for done in [pool.submit(check, stack) for stack in stacks]:
+            done.result()
+
+
+def test_four_stacks_live_side_by_side_and_go_one_by_one(project, monkeypatch):
+    root, endpoint = project
+    use_project(monkeypatch, project)
+    _deploy_side_by_side(root, endpoint)
+    _in_parallel(lambda stack: _a_deployed_stack_holds(root, endpoint, stack), STACK_NAMES)
+
+    remaining = list(STACK_NAMES)
+    while remaining:
+        gone = remaining.pop(0)
+        _succeeds(root, endpoint, "down", gone)
+        left = stack_inventory(StackRun(gone, project_dir=root, stream=False)).all()
+        assert [f.describe() for f in left if not f.kept] == [], gone
+
+        def still_there(stack: str) -> None:
+            _succeeds(root, endpoint, "verify", stack)
+            _succeeds(root, endpoint, "plan", stack)
+        _in_parallel(still_there, remaining)
     assert _nothing_left(endpoint) == []
-    print(f"\n{stack} timings (s): {timings}")

@@ -13,7 +13,7 @@ import pytest
 
 from e2e_helpers import emulated_project, outputs, processes_in, run, start, wait_for_line
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2000)]
 
 STACK = "master-slaves"
 

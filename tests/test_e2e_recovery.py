@@ -29,7 +29,7 @@ from harbor_ha.verify import Live, resources_by_type
 from conftest import require_tool
 from e2e_helpers import client, emulated_project, outputs, processes_in, run, start, use_project
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2000)]
 
 STACK = "active-standby"
 
