@@ -58,7 +58,7 @@ COMPONENT_FILES = ("common/config/core/env", "common/config/core/app.conf", "com
 SHARED_SECRET_KEYS = {"CORE_SECRET": "core_secret", "JOBSERVICE_SECRET": "jobservice_secret", "CSRF_KEY": "csrf_key"}
 
 # One worker boots every case once (the booted fixture); the tests only read what the boots left.
-pytestmark = [pytest.mark.timeout(900), pytest.mark.xdist_group("harbor-installer")]
+pytestmark = [pytest.mark.timeout(1800), pytest.mark.xdist_group("harbor-installer")]
 
 
 @dataclass(frozen=True)
