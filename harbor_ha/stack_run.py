@@ -202,6 +202,8 @@ class StackRun:
         if not (self.workdir / ".terraform").is_dir():
             self.synth()
             self.init()
+        else:
+            self._set_aside_a_cut_short_state()
         return self
 
     def outputs(self, mask_sensitive: bool = False) -> dict:

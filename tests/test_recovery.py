@@ -96,3 +96,8 @@ def test_a_state_file_cut_short_is_kept_aside_and_the_backup_put_back(tmp_path, 
     run.state_file.write_text('{"version": 4, "resou')
     run._set_aside_a_cut_short_state()
     assert not run.state_file.exists() and "no earlier state to put back" in capsys.readouterr().out
+
+    (run.workdir / ".terraform").mkdir(parents=True)  # initialized: what verify and outputs read through
+    run.state_file.write_text('{"version": 4, "resou')
+    run.ready()
+    assert not run.state_file.exists() and "was cut short" in capsys.readouterr().out
