@@ -76,7 +76,8 @@ def live_attached(live: Live, state: dict) -> list[Attached]:
             for page in ec2.get_paginator("describe_security_group_rules").paginate(
                     Filters=[{"Name": "group-id", "Values": groups}]):
                 for rule in page["SecurityGroupRules"]:
-                    kind = RULE_KINDS[rule["IsEgress"]]
+                    kind = "aws_vpc_security_group_egress_rule" if rule["IsEgress"] else \
+                        "aws_vpc_security_group_ingress_rule"
                     values = {"security_group_id": rule["GroupId"], "cidr_ipv4": rule.get("CidrIpv4"),
                               "cidr_ipv6": rule.get("CidrIpv6"), "prefix_list_id": rule.get("PrefixListId"),
                               "referenced_security_group_id": (rule.get("ReferencedGroupInfo") or {}).get("GroupId"),

@@ -126,7 +126,7 @@ class MotoClients:
 
 
 @pytest.fixture
-def aws(monkeypatch):
+def mocked_aws(monkeypatch):
     """``MotoClients`` inside moto's in-process mock of AWS."""
     from moto import mock_aws
 

@@ -21,8 +21,8 @@ def _plan(*creates: tuple[str, dict]) -> dict:
                                   "change": {"actions": ["create"], "after": after}} for address, after in creates]}
 
 
-def test_unsaved_rules_routes_and_associations_are_found_and_matched_with_the_plan(aws, monkeypatch):
-    ec2 = aws("ec2")
+def test_unsaved_rules_routes_and_associations_are_found_and_matched_with_the_plan(mocked_aws, monkeypatch):
+    ec2 = mocked_aws("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
     group = ec2.create_security_group(GroupName="hosts", Description="hosts", VpcId=vpc)["GroupId"]
@@ -46,7 +46,7 @@ def test_unsaved_rules_routes_and_associations_are_found_and_matched_with_the_pl
                        "id": https["SecurityGroupRules"][0]["SecurityGroupRuleId"], "security_group_id": group,
                        "ip_protocol": "tcp", "from_port": 443, "to_port": 443, "cidr_ipv4": "10.0.0.0/8"}))
 
-    unsaved = unsaved_attached(aws, state)
+    unsaved = unsaved_attached(mocked_aws, state)
     assert sorted(a.kind for a in unsaved) == ["aws_route", "aws_route_table_association",
                                                "aws_vpc_security_group_ingress_rule"]
 
@@ -66,8 +66,8 @@ def test_unsaved_rules_routes_and_associations_are_found_and_matched_with_the_pl
         ("aws_vpc_security_group_ingress_rule.vrrp", vrrp["SecurityGroupRules"][0]["SecurityGroupRuleId"])]
 
 
-def test_a_stack_whose_state_holds_everything_has_nothing_unsaved(aws):
-    ec2 = aws("ec2")
+def test_a_stack_whose_state_holds_everything_has_nothing_unsaved(mocked_aws):
+    ec2 = mocked_aws("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
     gateway = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
@@ -75,4 +75,4 @@ def test_a_stack_whose_state_holds_everything_has_nothing_unsaved(aws):
     state = _state(("aws_route_table", "private", {"id": table, "arn": f"arn:aws:ec2:{REGION}:1:route-table/{table}"}),
                    ("aws_route", "default", {"id": "r-1", "route_table_id": table,
                                              "destination_cidr_block": "0.0.0.0/0"}))
-    assert unsaved_attached(aws, state) == []
+    assert unsaved_attached(mocked_aws, state) == []
