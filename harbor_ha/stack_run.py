@@ -8,6 +8,7 @@ Every terraform run gets ``terraform_env()``: the offline provider mirror and th
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -177,14 +178,14 @@ class StackRun:
 
     def _set_aside_a_cut_short_state(self) -> None:
         """A terraform killed while it wrote the state file leaves the file cut short (the local backend writes
-        it in place) and every later terraform run stops on it. Keep it aside and put back terraform's backup of
+        it in place) and every later terraform run stops on it; one still running holds the file's lock. Keep it aside and put back terraform's backup of
         the state before that run (none after a first apply: no state); what the run made since is imported by
         ``harbor_ha.recovery`` like any other orphan."""
         try:
             text = self.state_file.read_text()
         except FileNotFoundError:
             return
-        if not text.strip() or "version" in _json_object(text):
+        if not text.strip() or "version" in _json_object(text) or _locked(self.state_file):
             return
         aside = self.state_file.with_name(f"{self.state_file.name}.cut-short-{time.strftime('%Y%m%dT%H%M%S')}")
         self.state_file.rename(aside)
@@ -216,6 +217,18 @@ class StackRun:
         """``terraform show -json``: the deployed resources with their attributes."""
         _, out = self.terraform("show_cmd", json=IsFlagged, no_color=IsFlagged, stream=False)
         return json.loads(out or "{}")
+
+
+def _locked(path: Path) -> bool:
+    """Whether a terraform holds ``path``'s lock (the local backend's fcntl lock): a state file it is writing
+    reads as cut short, and must be left alone."""
+    with path.open("r+") as state:
+        try:
+            fcntl.lockf(state, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.lockf(state, fcntl.LOCK_UN)
+    return False
 
 
 def _read_json(path: Path) -> dict:

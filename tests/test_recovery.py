@@ -5,6 +5,8 @@ file a kill cut short."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -101,3 +103,22 @@ def test_a_state_file_cut_short_is_kept_aside_and_the_backup_put_back(tmp_path, 
     run.state_file.write_text('{"version": 4, "resou')
     run.ready()
     assert not run.state_file.exists() and "was cut short" in capsys.readouterr().out
+
+
+def test_a_state_file_a_running_terraform_holds_is_left_alone(tmp_path):
+    """A terraform writing the state holds its fcntl lock (another process here: the lock is per process)."""
+    run = StackRun("active-standby", HarborHaSettings(), project_dir=tmp_path)
+    run.state_file.parent.mkdir(parents=True)
+    run.state_file.write_text('{"version": 4, "resou')
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time\n"
+                               f"f = open({str(run.state_file)!r}, 'r+'); fcntl.lockf(f, fcntl.LOCK_EX)\n"
+                               "print('locked', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        run._set_aside_a_cut_short_state()
+        assert run.state_file.read_text() == '{"version": 4, "resou'
+    finally:
+        holder.kill()
+        holder.wait()
+    run._set_aside_a_cut_short_state()
+    assert not run.state_file.exists()
